@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Create (or refresh) .venv at the repository root with resyn and its test tools.
+# Called by scripts/main.sh and scripts/test.sh; safe to run again (it does nothing when the
+# install is up to date). Set RESYN_TORCH to choose another torch requirement, for example
+# RESYN_TORCH="torch" on a machine where a CUDA build is wanted.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python="${PYTHON:-python3}"
+torch_req="${RESYN_TORCH:-torch==2.13.0}"
+extras="${RESYN_EXTRAS:-dev}"
+
+if [ ! -x .venv/bin/python ]; then
+    echo "[resyn] creating .venv with $($python --version)" >&2
+    "$python" -m venv .venv
+fi
+
+# Re-install only when the project's requirements changed since the last successful install.
+want="$(cat pyproject.toml scripts/setup-venv.sh | sha256sum | cut -c1-16)-$torch_req-$extras"
+stamp=.venv/.resyn-install.stamp
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    exit 0
+fi
+echo "[resyn] installing $torch_req and resyn[$extras] into .venv" >&2
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+# torch first and pinned, so that resolving resyn's own range never pulls a multi-GB CUDA build.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "$torch_req" >&2
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]" >&2
+echo "$want" > "$stamp"

@@ -1,0 +1,278 @@
+"""Decode and encode images the way a restoration tool needs.
+
+``read_image`` returns a numpy array in one of a few canonical layouts, whatever the file was:
+
+- ``(H, W)`` gray, ``(H, W, 2)`` gray + alpha, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA;
+- ``uint8``, or ``uint16`` when the file holds more than 8 bits per sample (16-bit PNG/TIFF);
+- EXIF orientation applied; palette images expanded; CMYK converted to RGB.
+
+Everything that goes wrong raises ``ImageReadError`` whose message names the file and the cause
+(empty file, not an image, truncated data, pixel limit exceeded, unsupported mode).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from resyn.io.atomic import atomic_write_bytes
+
+# A decompression-bomb guard: images with more pixels than this are refused unless the caller
+# raises the limit. 16k x 16k is far above any photo the toolkit expects.
+DEFAULT_MAX_PIXELS = 268_435_456
+
+_EXIF_ORIENTATION = 0x0112
+
+
+class ImageReadError(ValueError):
+    """An image file could not be decoded; ``reason`` is a short cause for reports."""
+
+    def __init__(self, path: str | os.PathLike[str] | None, reason: str) -> None:
+        self.path = None if path is None else str(path)
+        self.reason = reason
+        where = f"{self.path}: " if self.path else ""
+        super().__init__(f"{where}{reason}")
+
+
+def read_image(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Decode an image file (or its bytes) into a canonical numpy array (see module docs)."""
+    path = None if isinstance(source, bytes) else Path(source)
+    if path is not None:
+        if not path.exists():
+            raise ImageReadError(path, "file not found")
+        if path.is_dir():
+            raise ImageReadError(path, "is a folder, not an image file")
+        data = path.read_bytes()
+    else:
+        data = source
+    if len(data) == 0:
+        raise ImageReadError(path, "empty file (0 bytes)")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # our own limit below gives the clearer message
+        try:
+            try:
+                img = Image.open(io.BytesIO(data))
+            except UnidentifiedImageError:
+                raise ImageReadError(path, "not an image, or an unsupported format") from None
+            width, height = img.size
+            if width <= 0 or height <= 0:
+                raise ImageReadError(path, f"invalid size {width}x{height}")
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageReadError(
+                    path,
+                    f"{width}x{height} = {width * height} pixels exceeds the pixel limit of "
+                    f"{max_pixels} (possible decompression bomb; raise max_pixels to allow it)",
+                )
+            orientation = _orientation(img)
+            if _is_high_bit_depth(img, data):
+                arr = _decode_with_opencv(data, path)
+            else:
+                arr = _decode_with_pillow(img, path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved_limit
+    return np.ascontiguousarray(_apply_orientation(arr, orientation))
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        value = img.getexif().get(_EXIF_ORIENTATION, 1)
+        return int(value) if value in range(1, 9) else 1
+    except Exception:  # a broken EXIF block must not make a good image unreadable
+        return 1
+
+
+def _is_high_bit_depth(img: Image.Image, data: bytes) -> bool:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        return True
+    if img.format == "PNG" and len(data) > 25:
+        return data[24] == 16  # IHDR bit depth byte
+    if img.format == "TIFF":
+        bits = img.tag_v2.get(258) if hasattr(img, "tag_v2") else None
+        if bits is not None:
+            bits = bits if isinstance(bits, (tuple, list)) else (bits,)
+            return max(int(b) for b in bits) > 8
+    return False
+
+
+def _decode_with_opencv(data: bytes, path: Path | None) -> np.ndarray:
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageReadError(path, "corrupt or truncated high-bit-depth image")
+    if arr.dtype not in (np.uint8, np.uint16):
+        if np.issubdtype(arr.dtype, np.integer):
+            arr = np.clip(arr, 0, 65535).astype(np.uint16)
+        else:
+            raise ImageReadError(path, f"unsupported sample type {arr.dtype}")
+    if arr.ndim == 3:
+        if arr.shape[2] == 3:
+            arr = arr[:, :, ::-1]
+        elif arr.shape[2] == 4:
+            arr = arr[:, :, [2, 1, 0, 3]]
+        elif arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+    return arr
+
+
+def _decode_with_pillow(img: Image.Image, path: Path | None) -> np.ndarray:
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(path, f"corrupt or truncated image data ({exc})") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved
+    mode = img.mode
+    if mode == "P" or mode == "PA":
+        img = img.convert("RGBA" if _palette_has_alpha(img) else "RGB")
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGB")
+    elif mode == "RGBa":
+        img = img.convert("RGBA")
+    elif mode == "La":
+        img = img.convert("LA")
+    elif mode == "F":
+        raise ImageReadError(path, "floating-point images are not supported")
+    if img.mode not in ("L", "LA", "RGB", "RGBA"):
+        img = img.convert("RGB")
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        raise ImageReadError(path, f"unsupported sample type {arr.dtype}")
+    return arr
+
+
+def _palette_has_alpha(img: Image.Image) -> bool:
+    return img.mode == "PA" or "transparency" in img.info
+
+
+def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation tag (1..8) to an HW[C] array."""
+    if orientation == 2:
+        return arr[:, ::-1]
+    if orientation == 3:
+        return arr[::-1, ::-1]
+    if orientation == 4:
+        return arr[::-1, :]
+    if orientation == 5:
+        return np.swapaxes(arr, 0, 1)
+    if orientation == 6:
+        return np.rot90(arr, k=-1)
+    if orientation == 7:
+        return np.rot90(arr, k=1)[::-1, :]
+    if orientation == 8:
+        return np.rot90(arr, k=1)
+    return arr
+
+
+def split_alpha(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Split ``(H, W, 2|4)`` into color and alpha; other layouts have no alpha."""
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        color = arr[:, :, :-1]
+        if color.shape[2] == 1:
+            color = color[:, :, 0]
+        return color, arr[:, :, -1]
+    return arr, None
+
+
+def to_rgb8(arr: np.ndarray) -> np.ndarray:
+    """Any canonical layout to ``(H, W, 3) uint8`` RGB (alpha dropped, gray replicated,
+    16-bit rounded to 8-bit)."""
+    color, _ = split_alpha(arr)
+    if color.dtype == np.uint16:
+        color = np.round(color.astype(np.float64) / 257.0).astype(np.uint8)
+    elif color.dtype != np.uint8:
+        raise ValueError(f"expected uint8 or uint16 samples, got {color.dtype}")
+    if color.ndim == 2:
+        color = np.repeat(color[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(color)
+
+
+def encode_png(
+    arr: np.ndarray, *, compression: int = 6, metadata: dict[str, str] | None = None
+) -> bytes:
+    """Encode an HW / HWC (1, 2, 3 or 4 channels) uint8/uint16 RGB(A) array as PNG bytes.
+
+    ``metadata`` entries become PNG ``tEXt`` chunks (Latin-1 keys and values).
+    """
+    import cv2
+
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"PNG needs uint8 or uint16 samples, got {arr.dtype}")
+    a = arr
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 3 and a.shape[2] == 2:  # gray + alpha: OpenCV has no LA; use RGBA
+        a = np.concatenate([np.repeat(a[:, :, :1], 3, axis=2), a[:, :, 1:]], axis=2)
+    if a.ndim == 3 and a.shape[2] == 3:
+        a = a[:, :, ::-1]
+    elif a.ndim == 3 and a.shape[2] == 4:
+        a = a[:, :, [2, 1, 0, 3]]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(a), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    png = buf.tobytes()
+    if metadata:
+        png = _insert_text_chunks(png, metadata)
+    return png
+
+
+def _insert_text_chunks(png: bytes, metadata: dict[str, str]) -> bytes:
+    chunks = b""
+    for key, value in metadata.items():
+        body = key.encode("latin-1") + b"\x00" + str(value).encode("latin-1", "replace")
+        chunks += struct.pack(">I", len(body)) + b"tEXt" + body
+        chunks += struct.pack(">I", zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF)
+    iend = png.rfind(b"IEND") - 4
+    return png[:iend] + chunks + png[iend:]
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    arr: np.ndarray,
+    *,
+    quality: int = 95,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write an image atomically; the format follows the extension (PNG keeps 16 bits)."""
+    import cv2
+
+    target = Path(path)
+    ext = target.suffix.lower()
+    if ext == ".png":
+        data = encode_png(arr, metadata=metadata)
+    else:
+        a = arr
+        if a.dtype == np.uint16 and ext not in (".tif", ".tiff"):
+            a = np.round(a.astype(np.float64) / 257.0).astype(np.uint8)
+        if a.ndim == 3 and a.shape[2] == 3:
+            a = a[:, :, ::-1]
+        elif a.ndim == 3 and a.shape[2] == 4:
+            a = a[:, :, [2, 1, 0, 3]]
+        params: list[int] = []
+        if ext in (".jpg", ".jpeg"):
+            params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+        elif ext == ".webp":
+            params = [cv2.IMWRITE_WEBP_QUALITY, quality]
+        ok, buf = cv2.imencode(ext, np.ascontiguousarray(a), params)
+        if not ok:
+            raise ValueError(f"cannot encode {target.name} as {ext}")
+        data = buf.tobytes()
+    return atomic_write_bytes(target, data)

@@ -1,0 +1,124 @@
+"""Architectures and presets, as data.
+
+An *architecture* is a module exposing a config dataclass and an ``nn.Module`` built from it.
+A *preset* is a named set of hyper-parameters for one architecture (``rwkvir-light``...).
+``build_model`` turns a preset name into a model; unknown names and unknown keys raise
+``ValueError`` listing what exists, never a bare ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+# architecture name -> "module:ModelClass"; the config class is ModelClass.config_class.
+ARCHITECTURES: dict[str, str] = {
+    "rwkvir": "resyn.models.rwkvir:RWKVIR",
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named model: architecture, hyper-parameters, the scales it supports, what it is for."""
+
+    name: str
+    arch: str
+    params: dict[str, Any]
+    scales: tuple[int, ...]
+    description: str
+    tasks: tuple[str, ...] = ("sr",)
+    default_scale: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(preset: Preset) -> Preset:
+    if preset.name in PRESETS:
+        raise ValueError(f"preset {preset.name!r} is already registered")
+    if preset.arch not in ARCHITECTURES:
+        raise ValueError(f"preset {preset.name!r} names unknown architecture {preset.arch!r}")
+    PRESETS[preset.name] = preset
+    return preset
+
+
+def architecture_class(arch: str) -> type[nn.Module]:
+    try:
+        target = ARCHITECTURES[arch]
+    except KeyError:
+        raise ValueError(
+            f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}"
+        ) from None
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def get_preset(name: str) -> Preset:
+    _load_builtin_presets()
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model {name!r}; available presets: {', '.join(sorted(PRESETS))}"
+        ) from None
+
+
+def list_presets() -> list[Preset]:
+    _load_builtin_presets()
+    return [PRESETS[k] for k in sorted(PRESETS)]
+
+
+def build_config(arch: str, values: dict[str, Any]) -> Any:
+    """Instantiate ``arch``'s config dataclass, naming any unknown key in the error."""
+    config_class = architecture_class(arch).config_class
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) for {arch}: {', '.join(unknown)}; "
+            f"valid options: {', '.join(sorted(known))}"
+        )
+    return config_class(**values)
+
+
+def build_from_config(arch: str, config: Any) -> nn.Module:
+    return architecture_class(arch)(config)
+
+
+def build_model(name: str, scale: int | None = None, in_channels: int = 3, **overrides: Any) -> nn.Module:
+    """Build a preset: ``build_model("rwkvir-light", scale=4)``.
+
+    ``scale`` defaults to the preset's default (1 for restoration presets); ``in_channels`` is 1
+    (gray) or 3 (color); ``overrides`` replace any hyper-parameter of the architecture's config.
+    """
+    preset = get_preset(name)
+    if scale is None:
+        scale = preset.default_scale
+    if scale not in preset.scales:
+        raise ValueError(
+            f"{name} supports scale {', '.join(map(str, preset.scales))}, not {scale}"
+        )
+    if in_channels not in (1, 3):
+        raise ValueError(f"in_channels must be 1 (gray) or 3 (color), not {in_channels}")
+    values = dict(preset.params)
+    values.update(preset.extra.get("scale_params", {}).get(scale, {}))
+    values.update({"upscale": scale, "in_chans": in_channels})
+    values.update(overrides)
+    model = build_from_config(preset.arch, build_config(preset.arch, values))
+    model.preset_name = name  # type: ignore[attr-defined]
+    return model
+
+
+_loaded = False
+
+
+def _load_builtin_presets() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        importlib.import_module("resyn.models.presets")
