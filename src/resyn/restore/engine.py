@@ -1,0 +1,312 @@
+"""The inference core: run a restoration model on an image of any size.
+
+``run_model`` takes a float ``(H, W, C)`` image in [0, 1] (C = the model's ``in_chans``) and
+returns the model output ``(H*s, W*s, C)``. It
+
+- pads inputs that are smaller than ``MIN_TILE`` (reflect, or replicate for tiny sides) and
+  crops the output back, so any size from ``MIN_INPUT_SIDE`` pixels up works;
+- splits large images into overlapping tiles and blends the tile outputs with a feathered
+  window (a linear ramp over the overlap on every side that touches another tile, 1 elsewhere;
+  the accumulated weights are divided out, so every output pixel is a convex combination);
+- chooses the tile size automatically when the estimated memory of a whole-image pass exceeds a
+  budget (``max_memory``);
+- accumulates tiles one row of tiles at a time and converts finished rows straight into the
+  output array, so a 4000x3000 photo at x4 never holds a float copy of the whole output;
+- in ``bf16`` runs the model under autocast and re-runs any tile whose output is not finite in
+  fp32 (with a warning), so reduced precision never yields black or NaN images.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: The smallest side (in pixels) an input may have.
+MIN_INPUT_SIDE = 4
+#: Inputs (and tiles) smaller than this are padded up to it before the forward pass.
+MIN_TILE = 16
+#: Default memory budget for one forward pass (bytes): 2 GiB.
+DEFAULT_MAX_MEMORY = 2 * 1024**3
+#: Tile sizes tried by the automatic tiler, largest first.
+AUTO_TILE_SIZES = (1024, 768, 640, 512, 384, 320, 256, 192, 128, 96, 64)
+
+PRECISIONS = ("fp32", "bf16")
+#: Feature-sized float tensors alive at the peak of a block (calibrated, see estimate_memory).
+BYTES_PER_FEATURE = 16
+
+
+@dataclass(frozen=True)
+class TilingInfo:
+    """How an image was processed; recorded in output metadata and evaluation protocols."""
+
+    tile: int | None  # tile side in input pixels; None = whole image in one pass
+    overlap: int
+    tiles: int
+    auto: bool  # True when the tile size was chosen by the memory budget
+    estimated_bytes: int  # estimated peak memory of one forward pass as run
+    fp32_fallbacks: int = 0  # bf16 tiles re-run in fp32 because their output was not finite
+
+    def describe(self) -> str:
+        if self.tile is None:
+            text = "whole image (no tiling)"
+        else:
+            how = "auto" if self.auto else "requested"
+            text = (
+                f"tile={self.tile} overlap={self.overlap} tiles={self.tiles} ({how}), "
+                "linear feathered blending"
+            )
+        if self.fp32_fallbacks:
+            text += f"; {self.fp32_fallbacks} tile(s) recomputed in fp32"
+        return text
+
+
+def model_scale(model: nn.Module) -> int:
+    config = getattr(model, "config", None)
+    return int(getattr(config, "upscale", getattr(model, "upscale", 1)))
+
+
+def model_channels(model: nn.Module) -> int:
+    config = getattr(model, "config", None)
+    return int(getattr(config, "in_chans", getattr(model, "in_chans", 3)))
+
+
+def estimate_memory(model: nn.Module, height: int, width: int) -> int:
+    """Estimated peak bytes of one float32 forward pass on an ``height x width`` input.
+
+    A model may define ``estimate_memory_bytes(h, w)``; otherwise the estimate is parameters
+    plus ``bytes_per_pixel * h * w`` with the per-pixel cost derived from the feature width
+    (``embed_dim``), the MLP ratio (``hidden_rate``) and the upsampler. The constants were
+    calibrated against the peak RSS of rwkvir-light on CPU (see docs/restore.md).
+    """
+    custom = getattr(model, "estimate_memory_bytes", None)
+    if callable(custom):
+        return int(custom(height, width))
+    config = getattr(model, "config", None)
+    scale = model_scale(model)
+    chans = model_channels(model)
+    dim = int(getattr(config, "embed_dim", 64))
+    hidden = float(getattr(config, "hidden_rate", getattr(config, "mlp_ratio", 2)))
+    upsampler = str(getattr(config, "upsampler", ""))
+    # Live float32 tensors per input pixel during the deepest block: the residual stream, the
+    # normalised copy, r/k/v, the scan's running sums (both directions), the MLP hidden layer.
+    per_pixel = dim * (BYTES_PER_FEATURE + 2 * hidden) * 4
+    if upsampler == "pixelshuffle":
+        per_pixel += 64 * 4 * 4 * scale * scale // 2
+    per_pixel += chans * scale * scale * 4 * 3  # output, its crop and the blend buffer
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    return int(params + per_pixel * height * width)
+
+
+def choose_tile(
+    model: nn.Module, height: int, width: int, max_memory: int, overlap: int
+) -> int | None:
+    """None when the whole image fits ``max_memory``, else the largest tile that fits."""
+    if estimate_memory(model, height, width) <= max_memory:
+        return None
+    for size in AUTO_TILE_SIZES:
+        if size <= 2 * overlap:
+            break
+        if size >= max(height, width):
+            continue
+        if estimate_memory(model, size, size) <= max_memory:
+            return size
+    return max(AUTO_TILE_SIZES[-1], 2 * overlap + 16)
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``[0, length)`` with >= ``overlap``."""
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return starts
+
+
+def ramp_window(length: int, ramp_before: int, ramp_after: int) -> np.ndarray:
+    """1-D blending weights: a linear ramp (strictly positive) at the sides that overlap."""
+    w = np.ones(length, dtype=np.float32)
+    for ramp, side in ((ramp_before, 0), (ramp_after, 1)):
+        ramp = min(ramp, length // 2)
+        if ramp <= 0:
+            continue
+        values = (np.arange(ramp, dtype=np.float32) + 1.0) / (ramp + 1.0)
+        if side == 0:
+            w[:ramp] = np.minimum(w[:ramp], values)
+        else:
+            w[length - ramp :] = np.minimum(w[length - ramp :], values[::-1])
+    return w
+
+
+class _Forward:
+    """Runs the model on one (padded) tile with the precision policy."""
+
+    def __init__(self, model: nn.Module, device: torch.device, precision: str) -> None:
+        self.model = model
+        self.device = device
+        self.precision = precision
+        self.scale = model_scale(model)
+        self.fallbacks = 0
+
+    def __call__(self, patch: np.ndarray) -> np.ndarray:
+        h, w, _ = patch.shape
+        x = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))[None]
+        x = x.to(self.device, torch.float32)
+        ph, pw = max(MIN_TILE - h, 0), max(MIN_TILE - w, 0)
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        y = self._run(x)
+        y = y[:, :, : h * self.scale, : w * self.scale]
+        return y[0].permute(1, 2, 0).float().cpu().numpy()
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.precision == "bf16":
+                with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+                    y = self.model(x)
+                y = y.float()
+                if torch.isfinite(y).all():
+                    return y
+                self.fallbacks += 1
+                warnings.warn(
+                    "bf16 output was not finite for a tile; recomputed it in fp32",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return self.model(x).float()
+
+
+def run_model(
+    model: nn.Module,
+    image: np.ndarray,
+    *,
+    tile: int | None = None,
+    overlap: int = 32,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    max_memory: int | None = DEFAULT_MAX_MEMORY,
+    out_dtype: type | np.dtype = np.float32,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, TilingInfo]:
+    """Run ``model`` on a float ``(H, W, C)`` image in [0, 1]; return ``(output, TilingInfo)``.
+
+    ``tile``: None = automatic (whole image unless the estimate exceeds ``max_memory``; with
+    ``max_memory=None`` never tile), 0 = never tile, N > 0 = tiles of N x N input pixels.
+    ``overlap``: input pixels shared by neighbouring tiles (clipped to below half a tile).
+    ``out_dtype``: float32 returns the raw model output (not clamped); uint8 / uint16 return
+    the output clipped to [0, 1], scaled to 255 / 65535 and rounded.
+    ``progress(done, total)`` is called after every tile.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if image.ndim != 3:
+        raise ValueError(f"expected an (H, W, C) float image, got shape {image.shape}")
+    h, w, c = image.shape
+    chans = model_channels(model)
+    if c != chans:
+        raise ValueError(f"the model takes {chans}-channel input, the image has {c} channel(s)")
+    if min(h, w) < MIN_INPUT_SIDE:
+        raise ValueError(
+            f"image of {w}x{h} pixels is too small for the model: each side must be at least "
+            f"{MIN_INPUT_SIDE} pixels"
+        )
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, not {overlap}")
+    out_dtype = np.dtype(out_dtype)
+    if out_dtype not in (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise ValueError(f"out_dtype must be float32, uint8 or uint16, not {out_dtype}")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA device is available")
+
+    auto = False
+    if tile is None:
+        auto = max_memory is not None
+        tile = choose_tile(model, h, w, max_memory, overlap) if max_memory is not None else None
+    elif tile == 0:
+        tile = None
+    elif tile < MIN_TILE:
+        raise ValueError(f"tile must be 0 (no tiling) or at least {MIN_TILE}, not {tile}")
+    if tile is not None and tile >= h and tile >= w:
+        tile = None
+    if tile is not None:
+        overlap = min(overlap, (tile - 1) // 2)
+
+    scale = model_scale(model)
+    model = model.to(dev).eval()
+    forward = _Forward(model, dev, precision)
+    out = np.empty((h * scale, w * scale, c), dtype=out_dtype)
+    image = np.asarray(image, dtype=np.float32)
+
+    if tile is None:
+        y = forward(image)
+        out[...] = _convert(y, out_dtype)
+        if progress is not None:
+            progress(1, 1)
+        info = TilingInfo(None, 0, 1, auto, estimate_memory(model, h, w), forward.fallbacks)
+        return out, info
+
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    total, done = len(ys) * len(xs), 0
+    acc_start = 0  # first output row held by the accumulator
+    acc = np.zeros((0, w * scale, c), dtype=np.float32)
+    wsum = np.zeros((0, w * scale), dtype=np.float32)
+    for iy, y0 in enumerate(ys):
+        y1 = min(y0 + tile, h)
+        # Rows above this tile row are final: convert them and drop them from the accumulator.
+        flush_to = y0 * scale
+        if flush_to > acc_start:
+            n = flush_to - acc_start
+            out[acc_start:flush_to] = _convert(acc[:n] / wsum[:n, :, None], out_dtype)
+            acc, wsum, acc_start = acc[n:], wsum[n:], flush_to
+        need = y1 * scale - acc_start
+        if need > acc.shape[0]:
+            extra = need - acc.shape[0]
+            acc = np.concatenate([acc, np.zeros((extra, w * scale, c), np.float32)])
+            wsum = np.concatenate([wsum, np.zeros((extra, w * scale), np.float32)])
+        wy = ramp_window(
+            (y1 - y0) * scale,
+            overlap * scale if iy > 0 else 0,
+            overlap * scale if iy < len(ys) - 1 else 0,
+        )
+        for ix, x0 in enumerate(xs):
+            x1 = min(x0 + tile, w)
+            pred = forward(image[y0:y1, x0:x1])
+            wx = ramp_window(
+                (x1 - x0) * scale,
+                overlap * scale if ix > 0 else 0,
+                overlap * scale if ix < len(xs) - 1 else 0,
+            )
+            weight = wy[:, None] * wx[None, :]
+            r0, r1 = y0 * scale - acc_start, y1 * scale - acc_start
+            acc[r0:r1, x0 * scale : x1 * scale] += pred * weight[:, :, None]
+            wsum[r0:r1, x0 * scale : x1 * scale] += weight
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    out[acc_start:] = _convert(acc / wsum[:, :, None], out_dtype)
+    info = TilingInfo(
+        tile, overlap, total, auto, estimate_memory(model, tile, tile), forward.fallbacks
+    )
+    return out, info
+
+
+def _convert(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.float32:
+        return values
+    peak = 255.0 if dtype == np.uint8 else 65535.0
+    return np.rint(np.clip(values, 0.0, 1.0) * peak).astype(dtype)
+
+
+def psnr_float(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) between two float images in [0, 1]; used to compare tiled and whole outputs."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)

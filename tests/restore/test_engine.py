@@ -1,0 +1,169 @@
+"""The tiled inference engine: shapes, seamless blending, automatic tiling, bf16 fallback."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from resyn.restore.engine import (
+    TilingInfo,
+    choose_tile,
+    estimate_memory,
+    psnr_float,
+    ramp_window,
+    run_model,
+    tile_starts,
+)
+
+
+def _image(h: int, w: int, c: int = 3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = 0.5 + 0.3 * np.sin(6 * xx + 3 * yy)[:, :, None]
+    return np.clip(base + 0.1 * rng.standard_normal((h, w, c)), 0, 1).astype(np.float32)
+
+
+def test_tile_starts_cover_with_overlap() -> None:
+    for length, tile, overlap in [(100, 32, 8), (64, 32, 8), (33, 32, 8), (10, 32, 8), (97, 40, 0)]:
+        starts = tile_starts(length, tile, overlap)
+        covered = np.zeros(length, bool)
+        for s in starts:
+            covered[s : s + tile] = True
+            assert 0 <= s and s + min(tile, length) <= length
+        assert covered.all()
+        for a, b in itertools.pairwise(starts):
+            assert a + tile - b >= overlap
+
+
+def test_ramp_window_positive_and_one_inside() -> None:
+    w = ramp_window(20, 4, 4)
+    assert (w > 0).all() and w.max() == 1.0
+    np.testing.assert_allclose(w[:4], [0.2, 0.4, 0.6, 0.8])
+    np.testing.assert_allclose(w[-4:], [0.8, 0.6, 0.4, 0.2])
+    assert (ramp_window(10, 0, 0) == 1).all()
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3])
+def test_whole_image_shape_and_matches_model(make_tiny_conv, scale: int) -> None:
+    model = make_tiny_conv(scale)
+    img = _image(21, 17)
+    out, info = run_model(model, img, tile=0)
+    assert out.shape == (21 * scale, 17 * scale, 3) and out.dtype == np.float32
+    assert info.tile is None and info.tiles == 1
+    with torch.no_grad():
+        ref = model(torch.from_numpy(img.transpose(2, 0, 1))[None])[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("h,w,tile,overlap", [(70, 53, 24, 8), (64, 64, 32, 8), (40, 90, 32, 4)])
+def test_tiled_matches_whole_image(make_tiny_conv, h: int, w: int, tile: int, overlap: int) -> None:
+    model = make_tiny_conv(2)
+    img = _image(h, w)
+    whole, _ = run_model(model, img, tile=0)
+    tiled, info = run_model(model, img, tile=tile, overlap=overlap)
+    assert info.tile == tile and info.tiles > 1
+    assert tiled.shape == whole.shape
+    # Receptive field radius 2 < overlap: only tile-edge pixels differ and they get low weight.
+    assert psnr_float(np.clip(tiled, 0, 1), np.clip(whole, 0, 1)) > 60
+
+
+def test_overlap_zero_still_covers_every_pixel(make_tiny_conv) -> None:
+    model = make_tiny_conv(2)
+    img = _image(50, 50)
+    tiled, info = run_model(model, img, tile=16, overlap=0)
+    assert np.isfinite(tiled).all() and info.tiles == 16
+
+
+def test_uint8_and_uint16_output_equal_rounded_float(make_tiny_conv) -> None:
+    model = make_tiny_conv(2)
+    img = _image(40, 36)
+    ref, _ = run_model(model, img, tile=16, overlap=4)
+    out8, _ = run_model(model, img, tile=16, overlap=4, out_dtype=np.uint8)
+    out16, _ = run_model(model, img, tile=16, overlap=4, out_dtype=np.uint16)
+    np.testing.assert_array_equal(out8, np.rint(np.clip(ref, 0, 1) * 255).astype(np.uint8))
+    np.testing.assert_array_equal(out16, np.rint(np.clip(ref, 0, 1) * 65535).astype(np.uint16))
+
+
+def test_small_image_is_padded_and_too_small_refused(make_tiny_conv) -> None:
+    model = make_tiny_conv(2)
+    out, _ = run_model(model, _image(5, 7))
+    assert out.shape == (10, 14, 3)
+    with pytest.raises(ValueError, match="too small"):
+        run_model(model, _image(3, 40))
+
+
+def test_channel_mismatch_and_bad_arguments(make_tiny_conv) -> None:
+    model = make_tiny_conv(2, in_chans=1)
+    with pytest.raises(ValueError, match="1-channel"):
+        run_model(model, _image(20, 20))
+    with pytest.raises(ValueError, match="precision"):
+        run_model(model, _image(20, 20, 1), precision="fp16")
+    with pytest.raises(ValueError, match="tile"):
+        run_model(model, _image(20, 20, 1), tile=4)
+
+
+def test_automatic_tiling_under_budget(make_tiny_conv) -> None:
+    model = make_tiny_conv(2)
+    img = _image(300, 260)
+    need = estimate_memory(model, 300, 260)
+    out_whole, info_whole = run_model(model, img, max_memory=need + 1)
+    assert info_whole.tile is None and info_whole.auto
+    budget = estimate_memory(model, 128, 128)
+    out, info = run_model(model, img, max_memory=budget, overlap=16)
+    assert info.auto and info.tile is not None and info.tile <= 128 and info.tiles > 1
+    assert info.estimated_bytes <= budget
+    assert "auto" in info.describe() and "tile=" in info.describe()
+    assert psnr_float(np.clip(out, 0, 1), np.clip(out_whole, 0, 1)) > 60
+    assert choose_tile(model, 300, 260, need + 1, 16) is None
+
+
+class _NaNUnderAutocast(torch.nn.Module):
+    """Returns NaN when run under CPU autocast: the bf16 path must fall back to fp32."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(upscale=1, in_chans=3)
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        if torch.is_autocast_enabled("cpu"):
+            return y * float("nan")
+        return y
+
+
+def test_bf16_never_returns_nan() -> None:
+    model = _NaNUnderAutocast().eval()
+    img = _image(40, 40)
+    ref, _ = run_model(model, img, tile=0)
+    with pytest.warns(RuntimeWarning, match="fp32"):
+        out, info = run_model(model, img, tile=24, overlap=4, precision="bf16")
+    assert np.isfinite(out).all() and info.fp32_fallbacks == info.tiles == 4
+    assert psnr_float(out, ref) > 60
+
+
+def test_bf16_close_to_fp32(make_tiny_conv) -> None:
+    model = make_tiny_conv(2)
+    img = _image(32, 32)
+    ref, _ = run_model(model, img, tile=0)
+    out, info = run_model(model, img, tile=0, precision="bf16")
+    assert info.fp32_fallbacks == 0
+    assert psnr_float(np.clip(out, 0, 1), np.clip(ref, 0, 1)) > 35
+
+
+def test_progress_callback_counts_tiles(make_tiny_conv) -> None:
+    calls: list[tuple[int, int]] = []
+    _, info = run_model(
+        make_tiny_conv(2),
+        _image(48, 48),
+        tile=24,
+        overlap=4,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+    assert calls[-1] == (info.tiles, info.tiles) and len(calls) == info.tiles
+    assert isinstance(info, TilingInfo)
