@@ -1,0 +1,211 @@
+"""``resyn.restore(image, task=...)``: restore one image array with a RWKV-IR (or any resyn) model.
+
+Layout rules (the output keeps the input's layout and sample type):
+
+- ``uint8`` in -> ``uint8`` out; ``uint16`` in -> ``uint16`` out (the model runs in float on
+  ``x / 65535``, so 16-bit precision is kept up to the model's own accuracy);
+- gray ``(H, W)`` stays gray: a 1-channel model gets it directly; a 3-channel (color) model gets
+  the gray plane replicated to RGB and the mean of its three output channels is returned;
+- a color image given to a 1-channel model is restored one channel at a time;
+- alpha (``(H, W, 2)`` / ``(H, W, 4)``) is not shown to the model: it is resized with bicubic
+  interpolation to the output size (unchanged for scale 1) and re-attached.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from resyn.restore.engine import DEFAULT_MAX_MEMORY, TilingInfo, model_channels, run_model
+from resyn.restore.weights import (
+    WeightsError,
+    check_weights_for_task,
+    infer_task_name,
+    resolve_weights,
+)
+
+
+@dataclass
+class Restorer:
+    """A loaded model ready to restore images for one task."""
+
+    model: nn.Module
+    task: Any  # resyn.degrade.Task
+    weights: Path | None
+    meta: dict[str, Any]
+
+    @property
+    def scale(self) -> int:
+        return int(getattr(self.model.config, "upscale", 1))
+
+    @classmethod
+    def from_model(cls, model: nn.Module, task: str) -> Restorer:
+        """Wrap an in-memory model (tests, notebooks) after the same task checks as files."""
+        from resyn.degrade import parse_task
+        from resyn.models.weights import model_config_dict
+
+        parsed = parse_task(task)
+        meta = {"arch": getattr(type(model), "arch", None), "config": model_config_dict(model)}
+        meta["info"], meta["preset"] = {}, getattr(model, "preset_name", None)
+        check_weights_for_task(meta, parsed, "the model")
+        return cls(model=model.eval(), task=parsed, weights=None, meta=meta)
+
+    def describe(self) -> str:
+        name = self.meta.get("preset") or self.meta.get("arch") or type(self.model).__name__
+        where = self.weights.name if self.weights else "in-memory model"
+        return f"{name} ({where})"
+
+
+def load_restorer(
+    task: str | None = "sr-x4",
+    weights: str | os.PathLike[str] | None = None,
+    *,
+    device: str = "cpu",
+) -> Restorer:
+    """Resolve and load weights for ``task`` (shipped weights when ``weights`` is None).
+
+    With ``task=None`` and explicit weights, the task recorded in the weights is used.
+    Raises ``WeightsError`` (a ValueError) with a message naming the cause.
+    """
+    from resyn.degrade import parse_task
+    from resyn.models import load_model
+
+    if task is None:
+        if weights is None:
+            raise WeightsError("give a task (e.g. sr-x4) or a weights file")
+        path = resolve_weights("", weights)
+        meta = _read_meta(path)
+        task = infer_task_name(meta)
+    parsed = parse_task(task)
+    path = resolve_weights(parsed.name, weights)
+    meta = _read_meta(path)
+    check_weights_for_task(meta, parsed, str(path))
+    try:
+        model = load_model(path, device=device)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise WeightsError(f"cannot load {path}: {exc}") from None
+    return Restorer(model=model, task=parsed, weights=path, meta=meta)
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    from resyn.models import read_metadata
+
+    try:
+        return read_metadata(path)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        raise WeightsError(str(exc)) from None
+
+
+def restore_array(
+    restorer: Restorer,
+    image: np.ndarray,
+    *,
+    tile: int | None = None,
+    overlap: int = 32,
+    device: str = "cpu",
+    precision: str = "fp32",
+    max_memory: int | None = DEFAULT_MAX_MEMORY,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, TilingInfo]:
+    """Restore a canonical image array (see module docs); return ``(image, TilingInfo)``."""
+    from resyn.io import split_alpha
+
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected uint8 or uint16 samples, got {image.dtype}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ValueError(f"unsupported image layout {image.shape}")
+    peak = 255.0 if image.dtype == np.uint8 else 65535.0
+    color, alpha = split_alpha(image)
+    if color.ndim == 3 and color.shape[2] == 1:
+        color = color[:, :, 0]
+    gray = color.ndim == 2
+    x = color.astype(np.float32) / peak
+    chans = model_channels(restorer.model)
+    kwargs = dict(
+        tile=tile,
+        overlap=overlap,
+        device=device,
+        precision=precision,
+        max_memory=max_memory,
+        progress=progress,
+    )
+    if gray and chans == 1:
+        y, info = run_model(restorer.model, x[:, :, None], **kwargs)
+        y = y[:, :, 0]
+    elif gray:
+        y, info = run_model(restorer.model, np.repeat(x[:, :, None], 3, axis=2), **kwargs)
+        y = y.mean(axis=2)
+    elif chans == 1:
+        planes = []
+        for i in range(3):
+            plane, info = run_model(restorer.model, x[:, :, i : i + 1], **kwargs)
+            planes.append(plane[:, :, 0])
+        y = np.stack(planes, axis=2)
+    else:
+        y, info = run_model(restorer.model, x, **kwargs)
+    out = np.rint(np.clip(y, 0.0, 1.0) * peak).astype(image.dtype)
+    if alpha is not None:
+        a = _resize_alpha(alpha, out.shape[1], out.shape[0])
+        out = np.concatenate([out if out.ndim == 3 else out[:, :, None], a[:, :, None]], axis=2)
+    return out, info
+
+
+def _resize_alpha(alpha: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    if alpha.shape == (height, width):
+        return alpha
+    peak = 255.0 if alpha.dtype == np.uint8 else 65535.0
+    a = cv2.resize(alpha.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.rint(np.clip(a, 0.0, peak)).astype(alpha.dtype)
+
+
+_CACHE: dict[tuple[str | None, str | None, str, float], Restorer] = {}
+
+
+def restore(
+    image: np.ndarray | str | os.PathLike[str],
+    task: str | None = "sr-x4",
+    weights: str | os.PathLike[str] | None = None,
+    tile: int | None = None,
+    overlap: int = 32,
+    device: str = "cpu",
+    precision: str = "fp32",
+    max_memory: int | None = DEFAULT_MAX_MEMORY,
+) -> np.ndarray:
+    """Restore one image; returns an array with the input's layout and sample type.
+
+    ``image``: a canonical array (see ``resyn.io.read_image``) or a path to an image file.
+    ``task``: ``sr-x2|sr-x3|sr-x4|denoise-25|denoise-gray-25|jpeg-q10...``; the shipped weights
+    for it are used unless ``weights`` names a file.
+    ``tile``: None = automatic under ``max_memory`` bytes, 0 = whole image, N = N x N tiles
+    with ``overlap`` pixels blended. ``precision``: ``fp32`` or ``bf16``.
+    """
+    if not isinstance(image, np.ndarray):
+        from resyn.io import read_image
+
+        image = read_image(image)
+    key_path = None if weights is None else str(Path(weights).resolve())
+    mtime = Path(key_path).stat().st_mtime if key_path and Path(key_path).exists() else 0.0
+    key = (task, key_path, device, mtime)
+    restorer = _CACHE.get(key)
+    if restorer is None:
+        restorer = load_restorer(task, weights, device=device)
+        _CACHE.clear()
+        _CACHE[key] = restorer
+    out, _ = restore_array(
+        restorer,
+        image,
+        tile=tile,
+        overlap=overlap,
+        device=device,
+        precision=precision,
+        max_memory=max_memory,
+    )
+    return out

@@ -1,0 +1,149 @@
+"""``resyn restore`` end to end on tiny saved models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from resyn.cli.main import app
+from resyn.io import read_image, write_image
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def weights(tmp_path, tiny_arch, make_tiny_conv):
+    from resyn.models import save_model
+
+    path = tmp_path / "w" / "x2.safetensors"
+    save_model(make_tiny_conv(2), path, info={"task": "sr-x2"})
+    return path
+
+
+def _photos(folder, rng):
+    folder.mkdir()
+    write_image(folder / "a.png", rng.integers(0, 256, (24, 20, 3), dtype=np.uint8))
+    write_image(folder / "b.jpg", rng.integers(0, 256, (18, 26, 3), dtype=np.uint8))
+    write_image(folder / "g16.png", rng.integers(0, 65536, (20, 20), dtype=np.uint16))
+    write_image(folder / "rgba.png", rng.integers(0, 256, (20, 20, 4), dtype=np.uint8))
+    return folder
+
+
+def test_restore_folder_keeps_layouts_and_records_tiling(tmp_path, weights, rng) -> None:
+    src = _photos(tmp_path / "in", rng)
+    out = tmp_path / "out"
+    args = ["restore", str(src), "-o", str(out), "--weights", str(weights), "--tile", "16"]
+    res = runner.invoke(app, [*args, "--overlap", "4"])
+    assert res.exit_code == 0, res.output
+    a = read_image(out / "a_sr-x2.png")
+    assert a.shape == (48, 40, 3) and a.dtype == np.uint8
+    assert read_image(out / "b_sr-x2.png").shape == (36, 52, 3)
+    g = read_image(out / "g16_sr-x2.png")
+    assert g.shape == (40, 40) and g.dtype == np.uint16
+    assert read_image(out / "rgba_sr-x2.png").shape == (40, 40, 4)
+    text = Image.open(out / "a_sr-x2.png").text
+    assert text["resyn:task"] == "sr-x2"
+    assert "tile=16 overlap=4" in text["resyn:tiling"]
+    assert "x2.safetensors" in text["resyn:model"]
+
+
+def test_existing_outputs_kept_unless_overwrite(tmp_path, weights, rng) -> None:
+    src = tmp_path / "one.png"
+    write_image(src, rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "one_sr-x2.png").write_bytes(b"keep me")
+    res = runner.invoke(app, ["restore", str(src), "-o", str(out), "-w", str(weights)])
+    assert res.exit_code == 0 and "--overwrite" in res.output
+    assert (out / "one_sr-x2.png").read_bytes() == b"keep me"
+    res = runner.invoke(
+        app, ["restore", str(src), "-o", str(out), "-w", str(weights), "--overwrite"]
+    )
+    assert res.exit_code == 0
+    assert read_image(out / "one_sr-x2.png").shape == (40, 40, 3)
+
+
+def test_broken_file_reported_others_processed(tmp_path, weights, rng) -> None:
+    src = _photos(tmp_path / "in", rng)
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (src / "tiny.png").write_bytes(b"")
+    write_image(src / "small.png", np.zeros((2, 30, 3), np.uint8))
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["restore", str(src), "-o", str(out), "-w", str(weights)])
+    assert res.exit_code == 1
+    assert "broken.png" in res.output and "tiny.png" in res.output and "too small" in res.output
+    assert "3 of 7 image(s) failed" in res.output
+    assert (out / "a_sr-x2.png").exists() and (out / "g16_sr-x2.png").exists()
+    assert not (out / "broken_sr-x2.png").exists()
+
+
+def test_pixel_limit(tmp_path, weights, rng) -> None:
+    src = tmp_path / "big.png"
+    write_image(src, np.zeros((40, 40, 3), np.uint8))
+    res = runner.invoke(
+        app,
+        [
+            "restore",
+            str(src),
+            "-o",
+            str(tmp_path / "o"),
+            "-w",
+            str(weights),
+            "--max-pixels",
+            "1000",
+        ],
+    )
+    assert res.exit_code == 1 and "pixel limit" in res.output
+
+
+def test_clear_errors_before_work(tmp_path, weights, rng) -> None:
+    src = tmp_path / "x.png"
+    write_image(src, np.zeros((20, 20, 3), np.uint8))
+    out = str(tmp_path / "o")
+    res = runner.invoke(
+        app, ["restore", str(src), "-o", out, "-w", str(weights), "--task", "sr-x4"]
+    )
+    assert res.exit_code == 2 and "x2 model but task sr-x4" in res.output
+    res = runner.invoke(app, ["restore", str(src), "-o", out, "--task", "sr-fast"])
+    assert res.exit_code == 2 and "unknown task" in res.output
+    res = runner.invoke(app, ["restore", str(src), "-o", out, "--task", "sr-x3"])
+    assert res.exit_code == 2 and "sr-x3.safetensors" in res.output and "--weights" in res.output
+    res = runner.invoke(
+        app, ["restore", str(tmp_path / "nope*.png"), "-o", out, "-w", str(weights)]
+    )
+    assert res.exit_code == 2 and "no file matches" in res.output
+    res = runner.invoke(
+        app, ["restore", str(src), "-o", out, "-w", str(weights), "--max-memory", "lots"]
+    )
+    assert res.exit_code == 2 and "memory size" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_same_stem_collision_refused(tmp_path, weights, rng) -> None:
+    for sub in ("p", "q"):
+        (tmp_path / sub).mkdir()
+        write_image(tmp_path / sub / "same.png", np.zeros((20, 20, 3), np.uint8))
+    res = runner.invoke(
+        app,
+        [
+            "restore",
+            str(tmp_path / "p"),
+            str(tmp_path / "q"),
+            "-o",
+            str(tmp_path / "o"),
+            "-w",
+            str(weights),
+        ],
+    )
+    assert res.exit_code == 2 and "both be written" in res.output
+
+
+def test_parse_size() -> None:
+    from resyn.cli.restore import parse_size
+
+    assert parse_size("2GB") == 2 * 1024**3
+    assert parse_size("512MB") == 512 * 1024**2
+    assert parse_size("1.5G") == int(1.5 * 1024**3)
+    assert parse_size("1000") == 1000
