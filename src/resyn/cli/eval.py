@@ -1,0 +1,167 @@
+"""``resyn eval`` and ``resyn study complexity``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from resyn.cli._common import console, err_console, fail
+
+study_app = typer.Typer(
+    help="Studies over evaluation results (complexity vs PSNR).", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
+    app.add_typer(study_app, name="study")
+    study_app.command("complexity")(study_complexity)
+
+
+def _prepare(
+    models: list[str], data: list[str], task: str, device: str, max_memory: str
+) -> tuple[Any, list[Any], list[Any], int]:
+    """Parse and check everything before any work: task, datasets, models, memory budget."""
+    from resyn.cli.restore import parse_size
+    from resyn.degrade import parse_task
+    from resyn.eval import EvalError, discover, load_eval_model, parse_data_arg
+
+    try:
+        parsed = parse_task(task)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        budget = parse_size(max_memory)
+    except ValueError as exc:
+        fail(str(exc))
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            fail(f"--device {device}: no CUDA device is available")
+    datasets, names = [], set()
+    try:
+        for item in data:
+            name, folder = parse_data_arg(item)
+            if name in names:
+                fail(f"dataset name {name!r} is given twice; use NAME=DIR")
+            names.add(name)
+            datasets.append(discover(name, folder, parsed))
+        loaded = [load_eval_model(spec, parsed, device=device) for spec in models]
+    except EvalError as exc:
+        fail(str(exc))
+    labels = [m.label for m in loaded]
+    if len(set(labels)) != len(labels):
+        fail(f"two models have the same label ({', '.join(labels)}); name them with LABEL=SPEC")
+    return parsed, datasets, loaded, budget
+
+
+def _run(task, datasets, models, settings, save_images: Path | None) -> list[Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from resyn.eval import evaluate_dataset
+    from resyn.eval.report import safe_name
+
+    results = []
+    total = sum(len(d.pairs) for d in datasets)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err_console
+    ) as progress:
+        bar = progress.add_task("evaluating", total=total)
+        for ds in datasets:
+            progress.update(bar, description=f"evaluating {ds.name}")
+
+            def on_output(model, name, out, ds=ds):
+                if save_images is not None:
+                    from resyn.io import write_image
+
+                    target = save_images / safe_name(ds.name) / safe_name(model.label)
+                    write_image(target / f"{Path(name).stem}.png", out)
+
+            results += evaluate_dataset(
+                models,
+                ds,
+                task,
+                settings,
+                progress=lambda _name: progress.advance(bar),
+                on_output=on_output if save_images is not None else None,
+            )
+    return results
+
+
+def eval_command(
+    model: list[str] = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="bicubic | weights.safetensors | swinir:PATH | mambair:PATH, optionally LABEL=SPEC. "
+        "Repeat for several models.",
+    ),
+    data: list[str] = typer.Option(
+        ..., "--data", "-d", help="NAME=DIR (or DIR) of a benchmark folder. Repeatable."
+    ),
+    task: str = typer.Option("sr-x4", "--task", "-t", help="sr-x2 | sr-x4 | denoise-25 | ..."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
+    tile: int = typer.Option(
+        None, "--tile", help="Tile side; 0 = whole image [default: whole unless over budget]."
+    ),
+    overlap: int = typer.Option(32, "--overlap"),
+    max_memory: str = typer.Option("2GB", "--max-memory", help="Memory budget per forward pass."),
+    device: str = typer.Option("cpu", "--device"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),
+    seed: int = typer.Option(0, "--seed", help="Noise seed for denoising inputs (every image)."),
+    save_images: bool = typer.Option(False, "--save-images", help="Also write the outputs."),
+) -> None:
+    """Evaluate models on benchmark folders: per-image CSVs, a paper-style summary, the protocol."""
+    from resyn.eval import EvalSettings, write_results
+
+    if precision not in ("fp32", "bf16"):
+        fail(f"--precision must be fp32 or bf16, not {precision!r}")
+    parsed, datasets, models, budget = _prepare(model, data, task, device, max_memory)
+    settings = EvalSettings(tile, overlap, budget, device, precision, seed)
+    for ds in datasets:
+        console.print(f"{ds.name}: {len(ds.pairs)} image(s), input {ds.lq_source}", highlight=False)
+    results = _run(parsed, datasets, models, settings, output / "images" if save_images else None)
+    written = write_results(output, results, parsed, settings, models=models, datasets=datasets)
+    console.print(written["summary_md"].read_text(), highlight=False, markup=False)
+    skipped = sum(len(r.skipped) for r in results[:: max(len(models), 1)])
+    if skipped:
+        err_console.print(f"warning: {skipped} image(s) skipped (see summary.md)", highlight=False)
+    console.print(
+        f"wrote {output}/summary.md, summary.csv, protocol.md, per_image/", highlight=False
+    )
+
+
+def study_complexity(
+    data: str = typer.Option(..., "--data", "-d", help="NAME=DIR (or DIR) of one image folder."),
+    model: list[str] = typer.Option(
+        ["bicubic"], "--model", "-m", help="Model specs as for `resyn eval`. Repeatable."
+    ),
+    task: str = typer.Option("sr-x2", "--task", "-t"),
+    output: Path = typer.Option(..., "-o", "--output"),
+    bins: int = typer.Option(5, "--bins", help="Equal-width complexity bins."),
+    tile: int = typer.Option(None, "--tile"),
+    overlap: int = typer.Option(32, "--overlap"),
+    max_memory: str = typer.Option("2GB", "--max-memory"),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Per-image PSNR of each model against GLCM complexity and BPP (the paper's Fig. 3)."""
+    from resyn.eval import EvalSettings, write_results
+    from resyn.eval.study import write_study
+
+    if bins < 1:
+        fail("--bins must be >= 1")
+    parsed, datasets, models, budget = _prepare(model, [data], task, device, max_memory)
+    settings = EvalSettings(tile, overlap, budget, device, "fp32", 0)
+    results = _run(parsed, datasets, models, settings, None)
+    write_results(output / "eval", results, parsed, settings, models=models, datasets=datasets)
+    n = len(results[0].rows)
+    if n < 3:
+        fail(f"only {n} image(s) could be evaluated; correlations need at least 3")
+    written = write_study(results, parsed, output, bins=bins)
+    console.print(written["correlations_md"].read_text(), highlight=False, markup=False)
+    console.print(
+        f"wrote {', '.join(p.name for p in written.values())} to {output}", highlight=False
+    )
