@@ -12,6 +12,7 @@ import typer
 COMMAND_MODULES = [
     "resyn.cli.info",
     "resyn.cli.restore",
+    "resyn.cli.eval",
 ]
 
 app = typer.Typer(
