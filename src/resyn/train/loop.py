@@ -1,0 +1,199 @@
+"""What happens after every training iteration: logging, validation, checkpoints (a Callback).
+
+Everything is keyed on the global step (optimizer steps), never on epochs or batch counters, so a
+resumed run does exactly what an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from resyn.io.atomic import atomic_path, atomic_write_text
+from resyn.train.data import ValImage
+
+METRIC_COLUMNS = ["step", "loss", "lr", "val_psnr", "val_ssim", "wall_time"]
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints are written to a temporary file, fsynced and renamed: never half-written."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None):
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            rows.append({k: (float(v) if v not in ("", None) else None) for k, v in row.items()})
+            rows[-1]["step"] = int(rows[-1]["step"])
+    return rows
+
+
+def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def quantize(x: torch.Tensor) -> np.ndarray:
+    """1CHW float -> uint8 HWC, as the field evaluates."""
+    return (x[0].float().clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def _hw(img: np.ndarray) -> np.ndarray:
+    return img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    images: list[ValImage],
+    crop_border: int,
+    y_channel: bool,
+    device: torch.device | str = "cpu",
+) -> tuple[float, float]:
+    """Mean PSNR / SSIM over full validation images (float32, outputs quantised to uint8)."""
+    from resyn.metrics import psnr, ssim
+
+    was_training = model.training
+    model.eval()
+    ps, ss = [], []
+    try:
+        for im in images:
+            out = quantize(model(im.lq.to(device)))
+            ps.append(psnr(_hw(out), _hw(im.gt), crop_border=crop_border, y_channel=y_channel))
+            ss.append(ssim(_hw(out), _hw(im.gt), crop_border=crop_border, y_channel=y_channel))
+    finally:
+        model.train(was_training)
+    return float(np.mean(ps)), float(np.mean(ss))
+
+
+def baseline_metrics(images: list[ValImage], crop_border: int, y_channel: bool) -> dict:
+    """PSNR / SSIM of bicubic upscaling (SR) or of the degraded input (denoise / JPEG)."""
+    from resyn.metrics import psnr, ssim
+
+    ps = [
+        psnr(_hw(i.baseline), _hw(i.gt), crop_border=crop_border, y_channel=y_channel)
+        for i in images
+    ]
+    ss = [
+        ssim(_hw(i.baseline), _hw(i.gt), crop_border=crop_border, y_channel=y_channel)
+        for i in images
+    ]
+    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss))}
+
+
+class StandardLoop(L.Callback):
+    """Per-iteration logging, scheduled validation, last/best checkpoints, metrics.csv."""
+
+    def __init__(
+        self,
+        *,
+        run_dir: Path,
+        config: Any,
+        val_images: list[ValImage],
+        y_channel: bool,
+        echo: Any = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.config = config
+        self.val_images = val_images
+        self.y_channel = y_channel
+        self.echo = echo
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.metrics_path = run_dir / "metrics.csv"
+        self.best = -math.inf
+        self.best_step = 0
+        self.wall = 0.0  # training wall time accumulated over all sessions of the run
+        self._last_step = -1
+        self._t0 = 0.0
+        self._rows: list[dict[str, Any]] = []
+
+    # --- checkpointed state -------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_step": self.best_step, "wall": self.wall}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = float(state["best"])
+        self.best_step = int(state["best_step"])
+        self.wall = float(state["wall"])
+
+    # --- hooks --------------------------------------------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self._last_step = trainer.global_step
+        self._t0 = time.perf_counter()
+        if trainer.is_global_zero:
+            # Rows written after the checkpoint we resumed from belong to the lost future.
+            self._rows = [
+                r for r in read_metrics(self.metrics_path) if r["step"] <= trainer.global_step
+            ]
+            write_metrics(self.metrics_path, self._rows)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int):
+        # Any randomness inside the model (dropout, drop-path) depends only on (seed, step, rank).
+        seed = self.config.seed * 1_000_003 + trainer.global_step * 7919 + trainer.global_rank
+        torch.manual_seed(seed % (2**63))
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        step = trainer.global_step
+        if step == self._last_step:  # inside a gradient-accumulation window
+            return
+        self._last_step = step
+        cfg = self.config
+        losses = pl_module.step_losses
+        loss = float(np.mean(losses)) if losses else None
+        pl_module.step_losses = []
+        final = step >= cfg.iterations
+        row: dict[str, Any] = {}
+        if step % cfg.log_every == 0 or final or step % cfg.val.every == 0:
+            row.update(loss=loss, lr=pl_module.step_lr)
+        if step % cfg.val.every == 0 or final:
+            metrics = None
+            if trainer.is_global_zero:
+                metrics = evaluate(
+                    pl_module.eval_model,
+                    self.val_images,
+                    cfg.crop_border,
+                    self.y_channel,
+                    pl_module.device,
+                )
+            metrics = trainer.strategy.broadcast(metrics, src=0)
+            row.update(val_psnr=metrics[0], val_ssim=metrics[1])
+        wall = self.wall + time.perf_counter() - self._t0
+        if row and trainer.is_global_zero:
+            row.update(step=step, wall_time=round(wall, 3))
+            self._rows.append(row)
+            write_metrics(self.metrics_path, self._rows)
+            if trainer.logger is not None:
+                trainer.logger.log_metrics({k: v for k, v in row.items() if v is not None}, step)
+            if self.echo is not None and "val_psnr" in row:
+                self.echo(
+                    f"iter {step}/{cfg.iterations}  loss {row['loss']:.5f}  "
+                    f"val PSNR {row['val_psnr']:.3f} dB  SSIM {row['val_ssim']:.4f}"
+                )
+        improved = "val_psnr" in row and row["val_psnr"] > self.best
+        if improved:
+            self.best, self.best_step = row["val_psnr"], step
+        if step % cfg.checkpoint_every == 0 or final:
+            self.wall = wall
+            self._t0 = time.perf_counter()
+            trainer.save_checkpoint(self.ckpt_dir / "last.ckpt")
+        if improved:
+            trainer.save_checkpoint(self.ckpt_dir / "best.ckpt")

@@ -1,0 +1,399 @@
+"""``resyn train``: check everything, plan the batch, run Lightning, export the weights.
+
+Run folder::
+
+    RUN_DIR/run.json                 preset, resolved config, model, hardware, batch plan, versions
+    RUN_DIR/metrics.csv              step, loss, lr, val_psnr, val_ssim, wall_time
+    RUN_DIR/checkpoints/last.ckpt    written atomically every ``checkpoint_every`` iterations
+    RUN_DIR/checkpoints/best.ckpt    best validation PSNR so far
+    RUN_DIR/model.safetensors        final weights (EMA weights when ema_decay is set)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resyn.train.config import TrainConfig
+from resyn.train.data import DataError
+
+RUN_FILE = "run.json"
+
+
+class RunError(ValueError):
+    """A run that cannot start (bad resume, occupied folder, impossible batch plan...)."""
+
+
+@dataclass
+class TrainOptions:
+    preset: str
+    model: str
+    train: Path
+    val: Path
+    out: Path
+    overrides: list[str] = field(default_factory=list)
+    model_args: dict[str, Any] = field(default_factory=dict)
+    budget: float | None = None
+    resume: bool = False
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    workers: int | None = None
+    seed: int | None = None
+    max_device_batch: int | None = None
+    precision: str | None = None
+    progress: bool = True
+
+
+def plan_batch(total: int, world: int, max_device_batch: int | None) -> tuple[int, int]:
+    """(per-device batch, gradient accumulation) with per-device x world x accumulation = total.
+
+    Per-device batch is the largest divisor of ``total / world`` not above ``max_device_batch``.
+    """
+    if total % world:
+        raise RunError(
+            f"total batch {total} is not divisible by {world} processes (devices x nodes); "
+            "choose a device count that divides it or change `batch` with --set"
+        )
+    per_rank = total // world
+    cap = per_rank if max_device_batch is None else max_device_batch
+    if cap < 1:
+        raise RunError(f"--max-device-batch must be >= 1, got {cap}")
+    b = max(d for d in range(1, per_rank + 1) if per_rank % d == 0 and d <= cap)
+    return b, per_rank // b
+
+
+def _resolve_accelerator(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "gpu", "cuda"):
+        raise RunError(f"--accelerator must be cpu, gpu or auto, not {name!r}")
+    if name in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise RunError("--accelerator gpu requested but no CUDA device is available")
+    return "gpu" if name == "cuda" else name
+
+
+def _world_size(accelerator: str, devices: int | str, num_nodes: int) -> int:
+    import torch
+
+    if devices == "auto":
+        n = torch.cuda.device_count() if accelerator == "gpu" else 1
+    else:
+        n = int(devices)
+    if n < 1 or num_nodes < 1:
+        raise RunError("--devices and --num-nodes must be >= 1")
+    return n * num_nodes
+
+
+def _versions() -> dict[str, str]:
+    import lightning
+    import torch
+
+    import resyn
+
+    return {
+        "resyn": resyn.__version__,
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _comparable(run: dict[str, Any]) -> dict[str, Any]:
+    cfg = json.loads(json.dumps(run["config"]))
+    cfg.get("data", {}).pop("workers", None)
+    return {
+        "preset": run["preset"],
+        "model": run["model"]["name"],
+        "model_args": run["model"].get("args", {}),
+        "config": cfg,
+    }
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]} ({a!r} in the run, {b!r} now)"]
+
+
+@dataclass
+class Prepared:
+    options: TrainOptions
+    config: TrainConfig
+    task: Any
+    train_pairs: list
+    val_images: list
+    model: Any
+    run: dict[str, Any]
+    ckpt: Path | None
+
+
+def prepare(opts: TrainOptions) -> Prepared:
+    """Everything that can fail before training: config, data, model, batch plan, resume."""
+    from resyn.degrade import parse_task
+    from resyn.models import build_model
+    from resyn.train.data import check_pairs, find_pairs, load_val
+    from resyn.train.loop import baseline_metrics
+    from resyn.train.standard import load_config
+
+    overrides = list(opts.overrides)
+    if opts.seed is not None:
+        overrides.append(f"seed={opts.seed}")
+    if opts.workers is not None:
+        overrides.append(f"data.workers={opts.workers}")
+    config = load_config(opts.preset, overrides, opts.budget)
+    task = parse_task(config.task)
+
+    train_pairs = find_pairs(opts.train, task, what="--train")
+    check_pairs(train_pairs, task.scale, min_hr=config.patch, what="--train")
+    val_pairs = find_pairs(opts.val, task, what="--val")
+    check_pairs(val_pairs, task.scale, what="--val")
+
+    import torch
+
+    torch.manual_seed(config.seed)  # the initial weights depend only on the seed
+    try:
+        model = build_model(
+            opts.model, scale=task.scale, in_channels=task.channels, **opts.model_args
+        )
+    except (ValueError, TypeError) as exc:
+        raise RunError(f"--model {opts.model}: {exc}") from None
+
+    accelerator = _resolve_accelerator(opts.accelerator)
+    world = _world_size(accelerator, opts.devices, opts.num_nodes)
+    per_device, accumulate = plan_batch(config.batch, world, opts.max_device_batch)
+    precision = opts.precision or ("bf16-mixed" if accelerator == "gpu" else "32-true")
+
+    out = Path(opts.out)
+    run_file = out / RUN_FILE
+    ckpt = out / "checkpoints" / "last.ckpt"
+    new_run = {
+        "preset": opts.preset,
+        "config": config.model_dump(mode="json"),
+        "model": {
+            "name": opts.model,
+            "args": opts.model_args,
+            "arch": getattr(type(model), "arch", None),
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
+        "data": {
+            "train": str(opts.train),
+            "val": str(opts.val),
+            "train_images": len(train_pairs),
+            "val_images": len(val_pairs),
+        },
+        "batch": {
+            "total": config.batch,
+            "per_device": per_device,
+            "accumulate": accumulate,
+            "world_size": world,
+        },
+        "hardware": _hardware(accelerator, opts.devices, opts.num_nodes, world, precision),
+        "versions": _versions(),
+        "metric": {
+            "y_channel": config.val.y_channel and task.channels == 3,
+            "crop_border": config.crop_border,
+        },
+    }
+    if opts.resume:
+        if not run_file.is_file():
+            raise RunError(f"--resume: {run_file} does not exist (nothing to resume)")
+        old = json.loads(run_file.read_text())
+        diffs = _diff(_comparable(old), _comparable(new_run))
+        if diffs:
+            raise RunError(
+                f"--resume: {out} was trained with different settings: " + "; ".join(diffs)
+            )
+        if not ckpt.is_file():
+            raise RunError(f"--resume: no checkpoint {ckpt} yet; start again without --resume")
+        new_run["baseline"] = old.get("baseline")
+        new_run["sessions"] = [*old.get("sessions", [old["hardware"]]), new_run["hardware"]]
+    else:
+        if run_file.exists() or ckpt.exists():
+            raise RunError(
+                f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            )
+        ckpt = None
+    val_images = load_val(val_pairs, task)
+    if not opts.resume or not new_run.get("baseline"):
+        new_run["baseline"] = baseline_metrics(
+            val_images, config.crop_border, new_run["metric"]["y_channel"]
+        )
+    return Prepared(opts, config, task, train_pairs, val_images, model, new_run, ckpt)
+
+
+def _hardware(accelerator: str, devices: Any, nodes: int, world: int, precision: str) -> dict:
+    import torch
+
+    name = (
+        torch.cuda.get_device_name(0)
+        if accelerator == "gpu"
+        else platform.processor() or platform.machine()
+    )
+    if accelerator == "cpu":
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+    return {
+        "accelerator": accelerator,
+        "device": name,
+        "devices": str(devices),
+        "num_nodes": nodes,
+        "world_size": world,
+        "precision": precision,
+        "cpu_threads": torch.get_num_threads(),
+        "host": platform.node(),
+    }
+
+
+def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> Path:
+    """Fit with Lightning (resuming from ``prep.ckpt`` when set) and export the final weights."""
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader
+
+    from resyn.io import atomic_write_text
+    from resyn.models import save_model
+    from resyn.train.data import StepSampler, TrainSet
+    from resyn.train.loop import AtomicCheckpointIO, StandardLoop
+    from resyn.train.module import RestorationModule
+
+    opts, cfg, run = prep.options, prep.config, prep.run
+    out = Path(opts.out)
+    b, accum = run["batch"]["per_device"], run["batch"]["accumulate"]
+    dataset = TrainSet(
+        prep.train_pairs,
+        prep.task,
+        cfg.patch,
+        seed=cfg.seed,
+        hflip=cfg.augment.hflip,
+        rot90=cfg.augment.rot90,
+        enlarge_ratio=cfg.data.enlarge_ratio,
+    )
+
+    module = RestorationModule(prep.model, cfg)
+
+    def train_dataloader() -> DataLoader:
+        trainer = module.trainer
+        sampler = StepSampler(
+            total=cfg.batch,
+            per_device=b,
+            accumulate=accum,
+            rank=trainer.global_rank,
+            world=trainer.world_size,
+            start_step=trainer.global_step,
+            iterations=cfg.iterations,
+        )
+        workers = cfg.data.workers
+        return DataLoader(
+            dataset,
+            batch_size=b,
+            sampler=sampler,
+            num_workers=workers,
+            persistent_workers=False,
+            pin_memory=run["hardware"]["accelerator"] == "gpu",
+            drop_last=False,
+        )
+
+    module.train_dataloader = train_dataloader  # type: ignore[method-assign]
+    loop = StandardLoop(
+        run_dir=out,
+        config=cfg,
+        val_images=prep.val_images,
+        y_channel=run["metric"]["y_channel"],
+        echo=echo,
+    )
+    callbacks: list[Any] = [loop]
+    if opts.progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar(leave=True))
+    logger: Any = False
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        logger = TensorBoardLogger(str(out), name="tensorboard", version="")
+    except ImportError:
+        pass
+    hw = run["hardware"]
+    trainer = L.Trainer(
+        accelerator=hw["accelerator"],
+        devices=opts.devices,
+        num_nodes=opts.num_nodes,
+        precision=hw["precision"],
+        max_steps=cfg.iterations,
+        max_epochs=-1,
+        accumulate_grad_batches=accum,
+        use_distributed_sampler=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        enable_progress_bar=opts.progress,
+        enable_model_summary=False,
+        logger=logger,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(out),
+        log_every_n_steps=cfg.log_every,
+    )
+    if trainer.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / RUN_FILE, json.dumps(run, indent=2) + "\n")
+    torch.manual_seed(cfg.seed)
+    trainer.fit(module, ckpt_path=str(prep.ckpt) if prep.ckpt else None, weights_only=False)
+
+    if trainer.is_global_zero:
+        final = {
+            "step": trainer.global_step,
+            "wall_time": loop.wall,
+            "best_psnr": loop.best,
+            "best_step": loop.best_step,
+        }
+        run["final"] = final
+        atomic_write_text(out / RUN_FILE, json.dumps(run, indent=2) + "\n")
+        info = {
+            "preset": opts.preset,
+            "task": cfg.task,
+            "iterations": trainer.global_step,
+            "total_batch": cfg.batch,
+            "ema": cfg.ema_decay is not None,
+            "seed": cfg.seed,
+            "val_psnr": _last_psnr(out),
+            "baseline_psnr": run["baseline"]["psnr"],
+        }
+        model = module.eval_model
+        save_model(model, out / "model.safetensors", info=info)
+    return out / "model.safetensors"
+
+
+def _last_psnr(out: Path) -> float | None:
+    from resyn.train.loop import read_metrics
+
+    vals = [
+        r["val_psnr"] for r in read_metrics(out / "metrics.csv") if r.get("val_psnr") is not None
+    ]
+    return vals[-1] if vals else None
+
+
+def train(opts: TrainOptions, echo: Callable[[str], None] | None = None) -> Path:
+    """Prepare (all checks) then train. Raises DataError / RunError / ConfigError on bad input."""
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    return run_training(prepare(opts), echo=echo)
+
+
+__all__ = ["DataError", "Prepared", "RunError", "TrainOptions", "plan_batch", "prepare", "train"]

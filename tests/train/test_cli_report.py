@@ -1,0 +1,105 @@
+"""The CLI (standard list/show, train, report) end to end on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from resyn.cli.main import app
+
+runner = CliRunner()
+SET = ["batch=4", "patch=16", "data.workers=0", "log_every=1"]
+
+
+def _sets(items):
+    return [x for item in items for x in ("--set", item)]
+
+
+def test_standard_list_and_show():
+    r = runner.invoke(app, ["standard", "list"])
+    assert r.exit_code == 0 and "classic-sr-x4-100k" in r.output and "jpeg-color-q40" in r.output
+    r = runner.invoke(app, ["standard", "show", "light-sr-x2-50k", "--set", "optim.lr=1e-4"])
+    assert r.exit_code == 0
+    data = yaml.safe_load(r.output)
+    assert data["optim"]["lr"] == 1e-4 and data["batch"] == 64 and data["task"] == "sr-x2"
+    r = runner.invoke(app, ["standard", "show", "nope"])
+    assert (
+        r.exit_code == 2 and "unknown training preset" in r.output and "light-sr-x2-50k" in r.output
+    )
+    r = runner.invoke(app, ["standard", "show", "light-sr-x2-50k", "--set", "optim.lrr=1"])
+    assert r.exit_code == 2 and "optim.lrr" in r.output
+
+
+def test_train_two_runs_and_report(tiny_model, sr_data, tmp_path):
+    train, val = sr_data
+    outs = []
+    for i, extra in enumerate([[], ["ema_decay=0.9"]]):
+        out = tmp_path / f"run{i}"
+        args = [
+            "train",
+            "light-sr-x2-50k",
+            "--model",
+            "tiny-sr",
+            "--train",
+            str(train),
+            "--val",
+            str(val),
+            "--out",
+            str(out),
+            "--budget",
+            "0.0001",
+            "--accelerator",
+            "cpu",
+            "--devices",
+            "1",
+            "--no-progress",
+            "--max-device-batch",
+            "2",
+            *_sets([*SET, *extra]),
+        ]
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+        assert "2 per device x 1 processes x 2 accumulation" in r.output
+        outs.append(out)
+    run = json.loads((outs[1] / "run.json").read_text())
+    assert run["batch"] == {"total": 4, "per_device": 2, "accumulate": 2, "world_size": 1}
+    assert run["config"]["iterations"] == 5 and run["config"]["ema_decay"] == 0.9
+    assert run["hardware"]["precision"] == "32-true" and run["baseline"]["psnr"] > 10
+    from resyn.models import read_metadata
+
+    meta = read_metadata(outs[1] / "model.safetensors")
+    assert meta["info"]["preset"] == "light-sr-x2-50k" and meta["info"]["iterations"] == 5
+    r = runner.invoke(app, ["report", *map(str, outs), "-o", str(tmp_path / "rep.md")])
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "rep.md").read_text()
+    assert "run0" in md and "run1" in md and "| 5 |" not in md.split("|---")[0]
+    png = (tmp_path / "rep.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_bad_input_is_clear(tiny_model, sr_data, tmp_path):
+    train, val = sr_data
+    base = [
+        "train",
+        "light-sr-x2-50k",
+        "--model",
+        "tiny-sr",
+        "--val",
+        str(val),
+        "--out",
+        str(tmp_path / "o"),
+        "--accelerator",
+        "cpu",
+        "--no-progress",
+    ]
+    r = runner.invoke(app, [*base, "--train", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "--train folder does not exist" in r.output
+    r = runner.invoke(app, [*base, "--train", str(train)])  # 32x32 images < patch 128
+    assert r.exit_code == 2 and "smaller than the training patch" in r.output
+    r = runner.invoke(
+        app, [*base, "--train", str(train), "--set", "patch=16", "--model-arg", "nosuch=1"]
+    )
+    assert r.exit_code == 2 and "nosuch" in r.output
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,137 @@
+"""Kill-and-resume equals an uninterrupted run; NaN stops; resume mismatches are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from resyn.train.loop import StandardLoop, read_metrics
+from resyn.train.module import NonFiniteLossError
+from resyn.train.run import RunError, TrainOptions, train
+
+
+class Killed(Exception):
+    pass
+
+
+TINY_SET = [
+    "iterations=8",
+    "batch=4",
+    "patch=16",
+    "sched.milestones=[4, 6]",
+    "val.every=2",
+    "checkpoint_every=4",
+    "log_every=1",
+    "data.workers=0",
+]
+
+
+def _opts(train_dir, val_dir, out, **kw) -> TrainOptions:
+    base = dict(
+        preset="light-sr-x2-50k",
+        model="tiny-sr",
+        train=train_dir,
+        val=val_dir,
+        out=out,
+        overrides=list(TINY_SET),
+        accelerator="cpu",
+        devices=1,
+        progress=False,
+        seed=3,
+    )
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+def _logged(path):
+    return [
+        (r["step"], r["loss"], r["lr"], r["val_psnr"], r["val_ssim"]) for r in read_metrics(path)
+    ]
+
+
+def test_kill_and_resume_is_exact(tiny_model, sr_data, tmp_path, monkeypatch):
+    train_dir, val_dir = sr_data
+    full = tmp_path / "full"
+    train(_opts(train_dir, val_dir, full))
+    rows = _logged(full / "metrics.csv")
+    assert [r[0] for r in rows] == list(range(1, 9))
+    assert all(r[1] is not None for r in rows)
+    assert [r[0] for r in rows if r[3] is not None] == [2, 4, 6, 8]
+    assert rows[-1][2] == pytest.approx(2e-4 * 0.25)  # milestones 4 and 6 passed
+    assert (full / "model.safetensors").is_file()
+
+    # A run killed at iteration 6: the checkpoint is from 4, the log already has 5 and 6.
+    original = StandardLoop.on_train_batch_end
+
+    def killing(self, trainer, *args):
+        original(self, trainer, *args)
+        if trainer.global_step == 6:
+            raise Killed
+
+    part = tmp_path / "part"
+    monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing)
+    with pytest.raises(Killed):
+        train(_opts(train_dir, val_dir, part))
+    monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
+    ckpt = torch.load(part / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 4
+    assert [r[0] for r in _logged(part / "metrics.csv")][-1] == 6
+
+    train(_opts(train_dir, val_dir, part, resume=True))
+    assert _logged(part / "metrics.csv") == rows
+
+
+def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tmp_path):
+    train_dir, val_dir = sr_data
+    out = tmp_path / "run"
+    train(
+        _opts(
+            train_dir, val_dir, out, overrides=[*TINY_SET, "iterations=4", "sched.milestones=[2]"]
+        )
+    )
+    with pytest.raises(RunError, match="already holds a run"):
+        train(
+            _opts(
+                train_dir,
+                val_dir,
+                out,
+                overrides=[*TINY_SET, "iterations=4", "sched.milestones=[2]"],
+            )
+        )
+    with pytest.raises(RunError, match=r"optim\.lr"):
+        train(
+            _opts(
+                train_dir,
+                val_dir,
+                out,
+                resume=True,
+                overrides=[*TINY_SET, "iterations=4", "sched.milestones=[2]", "optim.lr=1e-3"],
+            )
+        )
+    with pytest.raises(RunError, match="preset"):
+        train(
+            _opts(
+                train_dir,
+                val_dir,
+                out,
+                resume=True,
+                preset="light-sr-x2-500k",
+                overrides=[*TINY_SET, "iterations=4", "sched.milestones=[2]"],
+            )
+        )
+    with pytest.raises(RunError, match="nothing to resume"):
+        train(_opts(train_dir, val_dir, tmp_path / "none", resume=True))
+
+
+def test_nan_loss_stops_and_keeps_checkpoint(tiny_model, sr_data, tmp_path):
+    train_dir, val_dir = sr_data
+    out = tmp_path / "nan"
+    # One forward per iteration (batch 4 in one micro-batch); NaN from iteration 6 on.
+    with pytest.raises(NonFiniteLossError, match="iteration 6"):
+        train(_opts(train_dir, val_dir, out, model_args={"nan_after": 5}))
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 4
+    assert all(
+        torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
+    )
+    assert not (out / "model.safetensors").exists()
