@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "resyn.cli.info",
     "resyn.cli.restore",
     "resyn.cli.eval",
+    "resyn.cli.train",
 ]
 
 app = typer.Typer(
