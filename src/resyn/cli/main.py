@@ -11,6 +11,7 @@ import typer
 # Order is the order of `resyn --help`.
 COMMAND_MODULES = [
     "resyn.cli.info",
+    "resyn.cli.complexity",
     "resyn.cli.restore",
     "resyn.cli.eval",
     "resyn.cli.train",
