@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "resyn.cli.info",
     "resyn.cli.complexity",
     "resyn.cli.restore",
+    "resyn.cli.dataset",
     "resyn.cli.eval",
     "resyn.cli.train",
 ]

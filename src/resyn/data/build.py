@@ -1,0 +1,367 @@
+"""``resyn dataset build``: filter, balance and lay out a super-resolution training set.
+
+Stages (each source separately, sources in the order given):
+
+1. **list** every regular, non-hidden file under each source folder (sorted);
+2. **analyse** each file in parallel (decode, hash, size, blur, flatness, complexity); every
+   result is appended to the journal ``.resyn_state/analysis.jsonl`` as it arrives;
+3. **decide** (pure, deterministic): unreadable -> duplicate -> too-small -> blurry -> flat ->
+   balance, the first failing check is the reason;
+4. **write** HR / LR / crops of the kept images in parallel (atomic files; existing ones skipped);
+5. **prune** files in the output folders that the decision does not produce (leftover temporary
+   files of a killed run, images dropped after the sources changed);
+6. **finish**: ``meta_info.txt``, ``manifest.csv``, ``report.png`` and ``.resyn_state/complete.json``.
+
+A killed run resumes from the journal and the files on disk; its manifest equals an
+uninterrupted run's because the decision only depends on the analyses. A run that finds
+``complete.json`` matching the current files and all outputs present does no work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resyn.data import layout
+from resyn.data.config import (
+    BuildError,
+    BuildOptions,
+    Source,
+    config_dict,
+    prepare_output,
+    resolve_center,
+)
+from resyn.data.engine import run_tasks
+from resyn.data.manifest import KEPT, REJECTED, ManifestRow, write_manifest
+from resyn.io import atomic_write_text
+
+JOURNAL = "analysis.jsonl"
+COMPLETE = "complete.json"
+
+#: progress(stage, done, total): called at the start (done=0) and after every item of a stage.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class BuildResult:
+    rows: list[ManifestRow]
+    analysed: int = 0  # files analysed in this run (the rest came from the journal)
+    written: int = 0  # image files written in this run
+    pruned: int = 0
+    nothing_to_do: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def list_inputs(source: Source) -> list[tuple[str, int, int]]:
+    """``(relpath, size, mtime_ns)`` of every regular non-hidden file under the source folder."""
+    root = source.path
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fname in filenames:
+            if fname.startswith("."):
+                continue
+            full = Path(dirpath) / fname
+            if not full.is_file():
+                continue
+            st = full.stat()
+            found.append((full.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+    return sorted(found)
+
+
+def _read_journal(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Analyses recorded so far; a torn last line (killed mid-write) is ignored."""
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    if not path.exists():
+        return records
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and "source" in rec and "relpath" in rec:
+                records[(rec["source"], rec["relpath"])] = rec
+    return records
+
+
+def _balance_key(seed: int, source: str, relpath: str) -> str:
+    return hashlib.sha256(f"{seed}\0{source}\0{relpath}".encode()).hexdigest()
+
+
+def decide(
+    sources: list[Source],
+    inputs: dict[str, list[tuple[str, int, int]]],
+    records: dict[tuple[str, str], dict[str, Any]],
+    options: BuildOptions,
+) -> list[ManifestRow]:
+    """Turn analyses into manifest rows (see the module docs for the order of checks).
+
+    Duplicates: identical decoded pixels, across all sources; the first occurrence (sources in
+    the order given, files in sorted path order) is the one considered further.
+
+    Balance, per source: the eligible images are walked in the order of
+    ``sha256(f"{seed}\\0{source}\\0{relpath}")`` (a seeded shuffle that does not move when other
+    files are added) and an image is kept while the quota of its side (complexity score > 0, or
+    <= 0) lasts. The quota is ``min(#above, #at_or_below)``, further capped at
+    ``per_source // 2``, so both sides end up exactly equal.
+    """
+    rows: list[ManifestRow] = []
+    first_seen: dict[str, str] = {}
+    for src in sources:
+        relpaths = [rel for rel, _, _ in inputs[src.name]]
+        names = layout.assign_names(src.name, relpaths)
+        eligible: list[tuple[ManifestRow, str]] = []
+        for rel, size, _ in inputs[src.name]:
+            rec = records[(src.name, rel)]
+            row = ManifestRow(
+                source=src.name, kind=src.kind, path=(src.path / rel).as_posix(), bytes=size
+            )
+            rows.append(row)
+            if "error" in rec:
+                row.reason = f"unreadable: {rec['error']}"
+                continue
+            row.width, row.height, row.layout, row.hash = (
+                rec["width"],
+                rec["height"],
+                rec["layout"],
+                rec["hash"],
+            )
+            row.blur, row.flat = rec["blur"], rec["flat"]
+            row.ent, row.ene, row.diss, row.raw = rec["ent"], rec["ene"], rec["diss"], rec["raw"]
+            row.complexity = rec["score"]
+            if row.hash in first_seen:
+                row.reason = f"duplicate: of {first_seen[row.hash]}"
+                continue
+            first_seen[row.hash] = row.path
+            if min(row.width, row.height) < options.min_size:
+                row.reason = (
+                    f"too-small: {row.width}x{row.height}, both sides must be >= {options.min_size}"
+                )
+            elif row.blur < options.blur_threshold:
+                row.reason = (
+                    f"blurry: Laplacian variance {row.blur:.1f} < {options.blur_threshold:g}"
+                )
+            elif row.flat > options.flat_threshold:
+                row.reason = f"flat: flat share {row.flat:.3f} > {options.flat_threshold:g}"
+            elif row.complexity is None:
+                row.reason = f"unscorable: {rec.get('complexity_error', 'no complexity score')}"
+            else:
+                eligible.append((row, rel))
+        above = sum(1 for r, _ in eligible if r.complexity > 0)
+        quota = min(above, len(eligible) - above)
+        if options.per_source is not None:
+            quota = min(quota, options.per_source // 2)
+        taken = {True: 0, False: 0}
+        for row, rel in sorted(eligible, key=lambda e: _balance_key(options.seed, src.name, e[1])):
+            side = row.complexity > 0
+            if taken[side] < quota:
+                taken[side] += 1
+                row.status, row.name = KEPT, names[rel]
+            else:
+                label = "> 0" if side else "<= 0"
+                row.reason = f"balance: quota of {quota} images with complexity {label} is full"
+    for row in rows:
+        if row.status != KEPT:
+            row.status = REJECTED
+    return rows
+
+
+def _expected(out: Path, rows: list[ManifestRow], options: BuildOptions) -> set[Path]:
+    expected: set[Path] = set()
+    for row in rows:
+        if row.kept:
+            expected.update(
+                layout.expected_outputs(
+                    out,
+                    row.name,
+                    row.height,
+                    row.width,
+                    list(options.scales),
+                    options.crop,
+                    options.crop_step,
+                    options.thresh_size,
+                )
+            )
+    return expected
+
+
+def _prune(out: Path, expected: set[Path]) -> int:
+    removed = 0
+    for sub in (layout.HR_DIR, layout.LR_DIR, layout.HR_SUB_DIR, layout.LR_SUB_DIR):
+        folder = out / sub
+        if not folder.exists():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path not in expected:
+                path.unlink()
+                removed += 1
+    # Temporary files of atomic writes that a killed run could not clean up.
+    for folder in (out, out / layout.STATE_DIR):
+        for path in folder.glob(".*.tmp"):
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def _fingerprint(inputs: dict[str, list[tuple[str, int, int]]]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def build_dataset(
+    sources: list[Source],
+    out: str | os.PathLike[str],
+    options: BuildOptions | None = None,
+    *,
+    workers: int | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    log: Callable[[str], None] = print,
+) -> BuildResult:
+    """Build (or resume, or confirm) a dataset in ``out``. Raises :class:`BuildError` for bad
+    sources, options or output folder before doing any work."""
+    options = options or BuildOptions()
+    options.validate()
+    options = resolve_center(options)
+    out_dir = Path(out)
+    if not sources:
+        raise BuildError("give at least one --source NAME=PATH[:real|:synthetic]")
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise BuildError(f"source names must be unique, got {names}")
+    for src in sources:
+        if not src.path.is_dir():
+            what = "is not a folder" if src.path.exists() else "does not exist"
+            raise BuildError(f"source {src.name}: {src.path} {what}")
+        if (
+            out_dir.resolve() == src.path.resolve()
+            or out_dir.resolve() in src.path.resolve().parents
+        ):
+            raise BuildError(f"source {src.name}: {src.path} lies inside --out {out_dir}")
+    inputs = {src.name: list_inputs(src) for src in sources}
+    prepare_output(out_dir, config_dict(sources, options, out_dir), overwrite)
+    state = out_dir / layout.STATE_DIR
+    state.mkdir(exist_ok=True)
+    progress = progress or (lambda stage, done, total: None)
+    fingerprint = _fingerprint(inputs)
+
+    complete_file = state / COMPLETE
+    if complete_file.exists():
+        from resyn.data.manifest import read_manifest
+
+        try:
+            done = json.loads(complete_file.read_text(encoding="utf-8"))
+            rows = read_manifest(out_dir / layout.MANIFEST)
+        except (OSError, ValueError):
+            done, rows = {}, []
+        if (
+            done.get("fingerprint") == fingerprint
+            and (out_dir / layout.REPORT).exists()
+            and all(p.exists() for p in _expected(out_dir, rows, options))
+        ):
+            log(f"{out_dir}: already complete and up to date; nothing to do")
+            return BuildResult(rows=rows, nothing_to_do=True, counts=done.get("counts", {}))
+        complete_file.unlink()
+
+    # Analyse what the journal does not hold (or holds for an older version of the file).
+    journal = state / JOURNAL
+    records = _read_journal(journal)
+    todo = []
+    for src in sources:
+        for rel, size, mtime in inputs[src.name]:
+            rec = records.get((src.name, rel))
+            if rec is None or rec.get("size") != size or rec.get("mtime_ns") != mtime:
+                todo.append((src.name, str(src.path.resolve()), rel, size, mtime, options.center))
+    total = sum(len(v) for v in inputs.values())
+    log(f"analysing {len(todo)} of {total} files ({total - len(todo)} from the journal)")
+    from resyn.data.work import analyze_file, write_outputs
+
+    progress("analyse", 0, len(todo))
+    with journal.open("a", encoding="utf-8") as jf:
+        for i, rec in enumerate(
+            run_tasks(analyze_file, todo, workers=workers, engine=engine, scheduler=scheduler), 1
+        ):
+            jf.write(json.dumps(rec) + "\n")
+            jf.flush()
+            os.fsync(jf.fileno())
+            records[(rec["source"], rec["relpath"])] = rec
+            progress("analyse", i, len(todo))
+
+    rows = decide(sources, inputs, records, options)
+    kept = [r for r in rows if r.kept]
+    expected = _expected(out_dir, rows, options)
+    scales = list(options.scales)
+    jobs = []
+    for row in kept:
+        files = layout.expected_outputs(
+            out_dir,
+            row.name,
+            row.height,
+            row.width,
+            scales,
+            options.crop,
+            options.crop_step,
+            options.thresh_size,
+        )
+        if not all(p.exists() for p in files):
+            jobs.append(
+                (
+                    str(Path(row.path).resolve()),
+                    row.hash,
+                    str(out_dir),
+                    row.name,
+                    scales,
+                    options.crop,
+                    options.crop_step,
+                    options.thresh_size,
+                )
+            )
+    log(f"writing {len(jobs)} of {len(kept)} kept images ({len(kept) - len(jobs)} already done)")
+    written = 0
+    progress("write", 0, len(jobs))
+    for i, n in enumerate(
+        run_tasks(write_outputs, jobs, workers=workers, engine=engine, scheduler=scheduler), 1
+    ):
+        written += n
+        progress("write", i, len(jobs))
+    pruned = _prune(out_dir, expected)
+
+    _write_meta_info(out_dir, kept, options)
+    write_manifest(out_dir / layout.MANIFEST, rows)
+    from resyn.data.report import save_report
+
+    save_report(rows, out_dir / layout.REPORT)
+    counts = {
+        "inputs": len(rows),
+        "kept": len(kept),
+        "rejected": len(rows) - len(kept),
+        "files": len(expected),
+    }
+    atomic_write_text(
+        complete_file, json.dumps({"fingerprint": fingerprint, "counts": counts}, indent=2) + "\n"
+    )
+    return BuildResult(rows=rows, analysed=len(todo), written=written, pruned=pruned, counts=counts)
+
+
+def _write_meta_info(out: Path, kept: list[ManifestRow], options: BuildOptions) -> None:
+    """BasicSR meta_info: ``<file> (h,w,c)`` per line, sorted by file name."""
+    scales = list(options.scales)
+    lines, sub_lines = [], []
+    for row in sorted(kept, key=lambda r: r.name):
+        h, w = layout.cropped_size(row.height, row.width, scales)
+        lines.append(f"{row.name}.png ({h},{w},3)")
+        if options.crop:
+            boxes = layout.crop_boxes(h, w, options.crop, options.crop_step, options.thresh_size)
+            for k in range(1, len(boxes) + 1):
+                c = options.crop
+                sub_lines.append(f"{layout.sub_name(row.name, k)}.png ({c},{c},3)")
+    atomic_write_text(out / layout.META_INFO, "".join(line + "\n" for line in lines))
+    if options.crop:
+        atomic_write_text(out / layout.META_INFO_SUB, "".join(x + "\n" for x in sub_lines))

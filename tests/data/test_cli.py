@@ -1,0 +1,110 @@
+"""``resyn dataset build`` / ``stats`` from the command line, and the parallel engines."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from resyn.cli.main import app
+from resyn.data import read_manifest
+from resyn.data.engine import run_tasks
+
+_spec = importlib.util.spec_from_file_location("pools", Path(__file__).with_name("pools.py"))
+pools = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pools)
+
+runner = CliRunner()
+
+
+def _text(res) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(res.output.split())
+
+
+def test_cli_build_then_stats(tmp_path: Path) -> None:
+    real = pools.make_clean_pool(tmp_path / "real", 3, 2)
+    synth = pools.make_clean_pool(tmp_path / "synth", 2, 2, seed0=20)
+    out = tmp_path / "set"
+    args = [
+        "dataset",
+        "build",
+        "-s",
+        f"r={real}",
+        "-s",
+        f"g={synth}:synthetic",
+        "-o",
+        str(out),
+        "--min-size",
+        "64",
+        "--scales",
+        "2",
+        "--workers",
+        "2",
+    ]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "kept 8 of 9 inputs" in _text(res)
+    rows = read_manifest(out / "manifest.csv")
+    assert {r.kind for r in rows if r.source == "g"} == {"synthetic"}
+    assert len(list((out / "LR_bicubic" / "X2").iterdir())) == 8
+
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "nothing to do" in _text(res)
+
+    res = runner.invoke(app, ["dataset", "stats", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "8 kept of 9 inputs" in _text(res)
+    assert "4 above 0, 4 at or below 0" in _text(res)
+    assert "balance" in res.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-s", "x=/no/such/folder"], "does not exist"),
+        (["-s", "bad name=/tmp"], "must be letters"),
+        (["-s", "x={pool}", "--scales", "2,x"], "--scales"),
+        (["-s", "x={pool}", "--crop", "50", "--scales", "4"], "multiples of every scale"),
+        (["-s", "x={pool}", "--engine", "spark"], "--engine"),
+    ],
+)
+def test_cli_errors_are_clear(tmp_path: Path, extra: list[str], message: str) -> None:
+    pool = pools.make_clean_pool(tmp_path / "pool", 1, 1)
+    extra = [e.replace("{pool}", str(pool)) for e in extra]
+    res = runner.invoke(app, ["dataset", "build", "-o", str(tmp_path / "o"), *extra])
+    assert res.exit_code == 2
+    assert "error:" in res.output and message in _text(res)
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_stats_on_a_folder_without_manifest(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["dataset", "stats", str(tmp_path)])
+    assert res.exit_code == 2 and "no manifest.csv" in _text(res)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_engines_give_the_same_results() -> None:
+    tasks = [(i,) for i in range(6)]
+    expected = [i * i for i in range(6)]
+    assert list(run_tasks(_square, tasks, workers=1)) == expected
+    assert sorted(run_tasks(_square, tasks, workers=2)) == expected
+    with pytest.raises(ValueError, match="unknown engine"):
+        list(run_tasks(_square, tasks, engine="spark"))
+
+
+@pytest.mark.slow
+def test_dask_local_cluster() -> None:
+    pytest.importorskip("dask.distributed")
+    assert sorted(run_tasks(_square, [(i,) for i in range(4)], workers=1, engine="dask")) == [
+        0,
+        1,
+        4,
+        9,
+    ]
