@@ -1,0 +1,78 @@
+"""``bi_wkv``: the bidirectional WKV attention of Vision-RWKV / RWKV-IR in O(T·C).
+
+For every batch b, channel c and position t of a length-T sequence:
+
+    y_t = ( Σ_{i≠t} exp(−(|t−i|−1)·w + k_i)·v_i + exp(u + k_t)·v_t )
+        / ( Σ_{i≠t} exp(−(|t−i|−1)·w + k_i)     + exp(u + k_t) )
+
+``w`` and ``u`` are per-channel (the model passes decay / T and first / T). The computation
+never forms a T×T matrix: see ``resyn.ops._bi_wkv_torch`` for the algorithm, which runs on every
+device PyTorch supports. Inputs in bf16/fp16 are computed in float32 and returned in their dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from resyn.ops._bi_wkv_torch import BiWKVFunction, chunk_length
+
+_BACKENDS = ("torch",)
+
+
+def bi_wkv_backends() -> list[str]:
+    """The implementations available on this machine (``torch`` always)."""
+    return list(_BACKENDS)
+
+
+def _compute_dtype(v: Tensor) -> torch.dtype:
+    if v.dtype == torch.float64:
+        return torch.float64
+    return torch.float32
+
+
+def bi_wkv(
+    k: Tensor,
+    v: Tensor,
+    w: Tensor,
+    u: Tensor,
+    *,
+    chunk: int | None = None,
+) -> Tensor:
+    """Bi-WKV of ``k``, ``v`` (B, T, C) with per-channel decay ``w`` and bonus ``u`` (C,).
+
+    Returns (B, T, C) in the dtype of ``v``. ``chunk`` forces the scan's chunk length (for tests
+    and benchmarks); by default the whole sequence is one chunk unless |w|·T is very large.
+    """
+    _validate(k, v, w, u)
+    out_dtype = v.dtype
+    cdt = _compute_dtype(v)
+    B, T, C = v.shape
+    if T == 0 or B == 0 or C == 0:
+        return torch.empty_like(v)
+    L = chunk_length(w, T, chunk)
+    y = BiWKVFunction.apply(k.to(cdt).contiguous(), v.to(cdt).contiguous(), w.to(cdt), u.to(cdt), L)
+    return y.to(out_dtype)
+
+
+def _validate(k: Tensor, v: Tensor, w: Tensor, u: Tensor) -> None:
+    names = {"k": k, "v": v, "w": w, "u": u}
+    for name, t in names.items():
+        if not isinstance(t, Tensor):
+            raise ValueError(f"bi_wkv: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise ValueError(f"bi_wkv: {name} must be a floating-point tensor, got {t.dtype}")
+    if k.dim() != 3 or v.dim() != 3:
+        raise ValueError(
+            f"bi_wkv: k and v must have shape (B, T, C); got k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
+    if k.shape != v.shape:
+        raise ValueError(f"bi_wkv: k {tuple(k.shape)} and v {tuple(v.shape)} differ in shape")
+    C = v.shape[-1]
+    for name, t in (("w", w), ("u", u)):
+        if t.dim() != 1 or t.shape[0] != C:
+            raise ValueError(f"bi_wkv: {name} must have shape ({C},), got {tuple(t.shape)}")
+    devices = {t.device for t in names.values()}
+    if len(devices) > 1:
+        found = ", ".join(f"{n} on {t.device}" for n, t in names.items())
+        raise ValueError(f"bi_wkv: all inputs must be on one device; got {found}")

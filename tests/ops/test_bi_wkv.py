@@ -1,0 +1,185 @@
+"""bi_wkv against the literal formula: values, gradients, long sequences, dtypes, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resyn.ops import bi_wkv
+
+_spec = importlib.util.spec_from_file_location(
+    "bi_wkv_oracle", Path(__file__).with_name("bi_wkv_oracle.py")
+)
+oracle = importlib.util.module_from_spec(_spec)
+sys.modules["bi_wkv_oracle"] = oracle
+_spec.loader.exec_module(oracle)
+
+TOL = 1e-4  # max |y - y_ref| / max |y_ref|, float32
+GRAD_TOL = 1e-3
+# Gradients are compared relative to max(|reference|, GRAD_FLOOR · max|g| · max|v|). When all
+# the weight of a row sits on one token (k spread of 40 on two tokens), the true gradient can be
+# 1e-5 of its terms, and float32 rounding of y alone (y ≈ v_i, so v_i − y_t cancels) limits any
+# float32 method, the literal formula included, to about 1e-7 · max|g| · max|v| absolute.
+GRAD_FLOOR = 1e-4
+
+
+def make_inputs(B, T, C, wT, uT, seed, k_range=20.0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    k = (torch.rand(B, T, C, generator=g) * 2 - 1) * k_range
+    v = torch.randn(B, T, C, generator=g)
+    w = (torch.rand(C, generator=g) * 2 - 1) * wT / T
+    u = (torch.rand(C, generator=g) * 2 - 1) * uT / T
+    return [x.to(dtype).requires_grad_() for x in (k, v, w, u)]
+
+
+def rel_err(a, b, floor=0.0):
+    scale = max(b.double().abs().max().item(), floor, 1e-300)
+    return ((a.double() - b.double()).abs().max() / scale).item()
+
+
+def grad_floor(g, v):
+    return GRAD_FLOOR * g.abs().max().item() * v.abs().max().item()
+
+
+def check_against_naive(B, T, C, wT, uT, seed, chunk=None):
+    k, v, w, u = make_inputs(B, T, C, wT, uT, seed)
+    y = bi_wkv(k, v, w, u, chunk=chunk)
+    ref = oracle.naive_bi_wkv(k, v, w, u)
+    assert y.dtype == torch.float32 and y.shape == (B, T, C)
+    assert rel_err(y, ref) <= TOL
+    g = torch.randn(B, T, C, generator=torch.Generator().manual_seed(seed + 1))
+    got = torch.autograd.grad(y, (k, v, w, u), g)
+    want = torch.autograd.grad(ref, (k, v, w, u), g.double())
+    for name, a, b in zip("kvwu", got, want):
+        assert rel_err(a, b, grad_floor(g, v)) <= GRAD_TOL, f"gradient of {name}"
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 5, 17, 64, 333])
+@pytest.mark.parametrize("wT,uT", [(0.0, 0.0), (3.0, 1.0), (50.0, 50.0), (-50.0, -50.0)])
+def test_matches_formula(T, wT, uT):
+    check_against_naive(2, T, 4, wT, uT, seed=T)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64])
+def test_chunked_scan_matches_formula(chunk):
+    # Chunks link through a carry; every chunk length must give the same result.
+    check_against_naive(2, 150, 3, 50.0, -20.0, seed=chunk, chunk=chunk)
+
+
+def test_strong_decay_far_outside_the_model_range():
+    # |w·T| = 20000: the scan must chunk itself rather than lose the near neighbours.
+    k, v, w, u = make_inputs(1, 400, 3, 20000.0, 5.0, seed=3)
+    y = bi_wkv(k, v, w, u)
+    assert rel_err(y, oracle.naive_bi_wkv(k, v, w, u)) <= TOL
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    B=st.integers(1, 3),
+    T=st.integers(1, 90),
+    C=st.integers(1, 5),
+    wT=st.floats(-50, 50),
+    uT=st.floats(-50, 50),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_property_random_shapes_and_ranges(B, T, C, wT, uT, seed):
+    check_against_naive(B, T, C, wT, uT, seed)
+
+
+@pytest.mark.parametrize("T", [65_536, 262_144])
+def test_long_sequences_at_sampled_positions(T):
+    """Values and gradients on long sequences, against the formula evaluated at some rows."""
+    B, C = 1, 3
+    k, v, w, u = make_inputs(B, T, C, 50.0, -50.0, seed=T)
+    gen = torch.Generator().manual_seed(7)
+    rows = torch.cat(
+        [torch.tensor([0, 1, T // 2, T - 2, T - 1]), torch.randint(0, T, (7,), generator=gen)]
+    )
+    y = bi_wkv(k, v, w, u)
+    ref = oracle.naive_bi_wkv_rows(k, v, w, u, rows)
+    assert rel_err(y[:, rows], ref) <= TOL
+    # The loss only looks at the sampled rows, so the reference gradient is exact.
+    g = torch.randn(B, len(rows), C, generator=gen)
+    got = torch.autograd.grad((y[:, rows] * g).sum(), (k, v, w, u))
+    want = torch.autograd.grad((ref * g.double()).sum(), (k, v, w, u))
+    for name, a, b in zip("kvwu", got, want):
+        assert rel_err(a, b, grad_floor(g, v)) <= GRAD_TOL, f"gradient of {name}"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs_are_computed_in_float32(dtype):
+    k, v, w, u = make_inputs(2, 50, 4, 5.0, 1.0, seed=1, k_range=5.0)
+    k16, v16, w16, u16 = (x.detach().to(dtype) for x in (k, v, w, u))
+    y = bi_wkv(k16, v16, w16, u16)
+    assert y.dtype == dtype
+    # Same result as float32 on the same (rounded) inputs, up to the output rounding.
+    y32 = bi_wkv(k16.float(), v16.float(), w16.float(), u16.float())
+    eps = torch.finfo(dtype).eps
+    assert (y.float() - y32).abs().max() <= 2 * eps * y32.abs().max()
+
+
+def test_float64_inputs_stay_float64_and_are_tighter():
+    k, v, w, u = make_inputs(1, 100, 3, 50.0, 50.0, seed=5, dtype=torch.float64)
+    y = bi_wkv(k, v, w, u)
+    assert y.dtype == torch.float64
+    assert rel_err(y, oracle.naive_bi_wkv(k, v, w, u)) <= 1e-10
+
+
+def test_constant_values_are_returned_unchanged():
+    # y is a weighted average of v: a constant sequence is a fixed point.
+    k, _, w, u = make_inputs(2, 40, 3, 10.0, 2.0, seed=2)
+    v = torch.full((2, 40, 3), 3.25)
+    assert torch.allclose(bi_wkv(k, v, w, u), v, atol=1e-5)
+
+
+def test_long_sequence_closed_form_without_quadratic_memory():
+    # A T x T float32 matrix at this length would need 64 GiB; the op must not build one.
+    # With k = w = u = 0 every off-diagonal weight is e and the diagonal 1, so
+    # y_t = (e·(Σv − v_t) + v_t) / ((T − 1)·e + 1).
+    T = 131_072
+    v = torch.linspace(-1, 1, T, dtype=torch.float64).view(1, T, 1)
+    y = bi_wkv(torch.zeros(1, T, 1), v.float(), torch.zeros(1), torch.zeros(1))
+    e = torch.e
+    want = (e * (v.sum() - v) + v) / ((T - 1) * e + 1)
+    assert rel_err(y, want) <= TOL
+
+
+@pytest.mark.parametrize(
+    "shapes, message",
+    [
+        (((2, 3), (2, 3), (3,), (3,)), "shape \\(B, T, C\\)"),
+        (((1, 4, 3), (1, 5, 3), (3,), (3,)), "differ in shape"),
+        (((1, 4, 3), (1, 4, 3), (2,), (3,)), "w must have shape \\(3,\\)"),
+        (((1, 4, 3), (1, 4, 3), (3,), (3, 1)), "u must have shape \\(3,\\)"),
+    ],
+)
+def test_clear_errors_for_bad_shapes(shapes, message):
+    tensors = [torch.zeros(s) for s in shapes]
+    with pytest.raises(ValueError, match=message):
+        bi_wkv(*tensors)
+
+
+def test_clear_error_for_integer_inputs_and_mixed_devices():
+    z = torch.zeros(1, 4, 3)
+    with pytest.raises(ValueError, match="floating-point"):
+        bi_wkv(z.long(), z, torch.zeros(3), torch.zeros(3))
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="one device"):
+            bi_wkv(z.cuda(), z, torch.zeros(3), torch.zeros(3))
+    else:
+        meta = torch.zeros(3, device="meta")
+        with pytest.raises(ValueError, match="one device"):
+            bi_wkv(z, z, meta, torch.zeros(3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_formula():
+    k, v, w, u = make_inputs(2, 300, 4, 50.0, -50.0, seed=11)
+    y = bi_wkv(*(x.detach().cuda() for x in (k, v, w, u)))
+    assert rel_err(y.cpu(), oracle.naive_bi_wkv(k, v, w, u)) <= TOL
