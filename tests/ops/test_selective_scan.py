@@ -82,7 +82,7 @@ def test_gradients_match_reference(dtype, tol):
     ref_args = [t.detach().double().requires_grad_(True) for t in args]
     ref = selective_scan_ref(*ref_args, delta_softplus=True)
     ref_grads = torch.autograd.grad((ref * weight.double()).sum(), ref_args)
-    for got, exp in zip(grads, ref_grads):
+    for got, exp in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got.double(), exp, rtol=tol, atol=tol)
 
 
@@ -97,7 +97,7 @@ def test_gradcheck_small():
 
 
 def test_bad_shapes_are_named():
-    u, delta, A, B, C, D, bias = _inputs(torch.float32)
+    u, delta, A, B, C, _, _ = _inputs(torch.float32)
     with pytest.raises(ValueError, match="A must be"):
         selective_scan(u, delta, A[:3], B, C)
     with pytest.raises(ValueError, match="B must be"):

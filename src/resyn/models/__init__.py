@@ -36,6 +36,11 @@ def __getattr__(name: str):
         "ChannelMix": "resyn.models.rwkvir",
         "GLLB": "resyn.models.rwkvir",
         "GLLL": "resyn.models.rwkvir",
+        "SwinIR": "resyn.models.swinir",
+        "SwinIRConfig": "resyn.models.swinir",
+        "MambaIR": "resyn.models.mambair",
+        "MambaIRConfig": "resyn.models.mambair",
+        "load_official": "resyn.models.official",
     }
     if name in lazy:
         return getattr(importlib.import_module(lazy[name]), name)

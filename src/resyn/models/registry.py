@@ -18,6 +18,8 @@ from torch import nn
 # architecture name -> "module:ModelClass"; the config class is ModelClass.config_class.
 ARCHITECTURES: dict[str, str] = {
     "rwkvir": "resyn.models.rwkvir:RWKVIR",
+    "swinir": "resyn.models.swinir:SwinIR",
+    "mambair": "resyn.models.mambair:MambaIR",
 }
 
 
