@@ -165,3 +165,30 @@ def test_user_errors_are_clear(tmp_path):
     msg = _fails([str(tmp_path / "a.png"), "-o", str(bad)])
     assert "not a scores table" in msg and "scoring" not in msg
     assert "engine" in _fails([str(tmp_path), "-o", "x.csv", "--engine", "spark"])
+
+
+def _crash_on_marked_files(paths, with_bpp=False, max_pixels=None):
+    import os
+
+    from resyn.complexity.table import score_paths
+
+    if any("crash" in p for p in paths):
+        os._exit(3)  # what a segfaulting decoder or the OOM killer does to a worker
+    return score_paths(paths, with_bpp, max_pixels)
+
+
+def test_a_worker_that_dies_costs_one_error_row_not_the_run(tmp_path, monkeypatch):
+    import resyn.complexity.runner as runner
+
+    monkeypatch.setattr(runner, "_MP_START", "fork")  # children see the patched function
+    monkeypatch.setattr(runner, "score_paths", _crash_on_marked_files)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a", "b", "crash", "c", "d"):
+        Image.fromarray(_photo(16, 16)).save(folder / f"{name}.png")
+    out = tmp_path / "s.csv"
+    summary = run_scoring(find_images([folder]), out, center=0.0, workers=2, batch_size=2)
+    df = pd.read_csv(out, keep_default_na=False).set_index("path")
+    assert len(df) == 5 and summary.error_rows == 1
+    assert "worker process died" in df.loc[str(folder / "crash.png"), "error"]
+    assert (df.drop(str(folder / "crash.png"))["error"] == "").all()

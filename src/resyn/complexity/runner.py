@@ -24,6 +24,9 @@ from resyn.io.images import DEFAULT_MAX_PIXELS
 
 ProgressFn = Callable[[int], None]
 
+# Worker processes start clean (no inherited threads or state from the parent).
+_MP_START = "spawn" if os.name == "nt" else "forkserver"
+
 
 @dataclass
 class ScoreSummary:
@@ -152,7 +155,7 @@ def _run_local(
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    ctx = mp.get_context("spawn" if os.name == "nt" else "forkserver")
+    ctx = mp.get_context(_MP_START)
     pending = list(reversed(batches))
     suspects: list[str] = []
     while pending:
