@@ -75,28 +75,22 @@ def stage_times(paths: list[Path]) -> dict[str, float]:
     from resyn.io import read_image
 
     cv2.setNumThreads(1)
-    stages: dict[str, list[float]] = {k: [] for k in
-        ("decode (resyn.io.read_image)", "luma", "GLCM counts, calcHist (ours)",
-         "GLCM counts, numpy bincount", "GLCM, skimage graycomatrix", "BPP (PNG level 6)")}  # fmt: skip
     angles = np.deg2rad([0, 45, 90, 135])
-    for p in paths:
-        for label, fn in (("decode (resyn.io.read_image)", lambda p=p: read_image(p)),):
-            t0 = time.perf_counter()
-            arr = fn()
-            stages[label].append(time.perf_counter() - t0)
+    stages: dict[str, list[float]] = {}
+
+    def timed(label: str, fn, *args, **kwargs):
         t0 = time.perf_counter()
-        gray = to_gray8(arr)
-        stages["luma"].append(time.perf_counter() - t0)
-        for label, fn in (
-            ("GLCM counts, calcHist (ours)", lambda: glcm(gray, method="calchist")),
-            ("GLCM counts, numpy bincount", lambda: glcm(gray, method="bincount")),
-            ("GLCM, skimage graycomatrix",
-             lambda: graycomatrix(gray, [1], angles, 256, symmetric=True, normed=True)),
-            ("BPP (PNG level 6)", lambda: bpp(arr)),
-        ):  # fmt: skip
-            t0 = time.perf_counter()
-            fn()
-            stages[label].append(time.perf_counter() - t0)
+        result = fn(*args, **kwargs)
+        stages.setdefault(label, []).append(time.perf_counter() - t0)
+        return result
+
+    for p in paths:
+        arr = timed("decode (resyn.io.read_image)", read_image, p)
+        gray = timed("luma", to_gray8, arr)
+        timed("GLCM counts, calcHist (ours)", glcm, gray, method="calchist")
+        timed("GLCM counts, numpy bincount", glcm, gray, method="bincount")
+        timed("GLCM, skimage graycomatrix", graycomatrix, gray, [1], angles, 256, True, True)
+        timed("BPP (PNG level 6)", bpp, arr)
     return {k: 1e3 * float(np.median(v)) for k, v in stages.items()}
 
 
@@ -122,10 +116,10 @@ def main() -> None:
                 rows.append((engine, label, n, n / secs, n / wall))
                 print(rows[-1], flush=True)
     body = [
-        f"`resyn complexity score --workers 2` on 2048x1536 JPEG photos (q90; scikit-image "
-        f"photographs resized, with grain). 'scoring' = images / time the command reports "
-        f"(worker or cluster start-up included, interpreter start not); 'end-to-end' = images / "
-        f"wall-clock of the whole command. Target: >= 25 img/s without BPP on 2 cores.",
+        "`resyn complexity score --workers 2` on 2048x1536 JPEG photos (q90; scikit-image "
+        "photographs resized, with grain). 'scoring' = images / time the command reports "
+        "(worker or cluster start-up included, interpreter start not); 'end-to-end' = images / "
+        "wall-clock of the whole command. Target: >= 25 img/s without BPP on 2 cores.",
         "",
         "| engine | BPP | images | scoring img/s | end-to-end img/s |",
         "|---|---|---|---|---|",
