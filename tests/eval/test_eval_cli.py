@@ -265,3 +265,40 @@ def test_official_checkpoint_missing_file(tmp_path, spec) -> None:
         ],
     )
     assert res.exit_code == 2 and "checkpoint not found" in res.output
+
+
+def test_official_swinir_checkpoint(tmp_path) -> None:
+    """``swinir:PATH`` loads a (tiny) checkpoint in the official layout and is evaluated."""
+    import torch
+
+    from resyn.models import build_model
+
+    model = build_model(
+        "swinir-light",
+        scale=2,
+        embed_dim=12,
+        depths=(1,),
+        num_heads=(2,),
+        window_size=4,
+        img_size=16,
+    ).eval()
+    ckpt = tmp_path / "swinir_tiny_x2.pth"
+    torch.save({"params": model.state_dict()}, ckpt)
+    data = _benchmark(tmp_path / "Set", scale=2, n=1)
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app, ["eval", "-m", f"swinir:{ckpt}", "-d", str(data), "-t", "sr-x2", "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    rows = _rows(out / "per_image" / "Set" / "swinir_swinir_tiny_x2.csv")
+    assert math.isfinite(float(rows["img0.png"]["psnr_y"]))
+    res = runner.invoke(
+        app, ["eval", "-m", f"mambair:{ckpt}", "-d", str(data), "-t", "sr-x2", "-o", str(out)]
+    )
+    assert res.exit_code == 2 and "swinir" in " ".join(res.output.split()).lower()
+    res = runner.invoke(
+        app, ["eval", "-m", f"swinir:{ckpt}", "-d", str(data / "HR"), "-t", "sr-x4", "-o", str(out)]
+    )
+    assert res.exit_code == 2 and "x2 model cannot be evaluated on sr-x4" in " ".join(
+        res.output.split()
+    )
