@@ -4,7 +4,7 @@ Photos: the colour photographs that ship with scikit-image, resized (bicubic) to
 a little Gaussian grain (sigma 2) so the upscaling does not leave them unnaturally smooth, saved
 as JPEG quality 90. Runs the real command line (a subprocess per configuration) with 2 local
 processes and with a 2-worker local Dask cluster, without and with --bpp, and times the
-per-image stages on one core. Usage: .venv/bin/python benchmarks/complexity_speed.py [--n 40]
+per-image stages on one core. Usage: .venv/bin/python benchmarks/complexity_speed.py [--n 100]
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ def stage_times(paths: list[Path]) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=40, help="photos without --bpp")
-    ap.add_argument("--n-bpp", type=int, default=12, help="photos with --bpp")
+    ap.add_argument("--n", type=int, default=100, help="photos without --bpp")
+    ap.add_argument("--n-bpp", type=int, default=10, help="photos with --bpp")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
