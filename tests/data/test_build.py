@@ -158,6 +158,8 @@ def test_bad_sources_and_output_folders(pool, tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="does not exist"):
         build_dataset([*sources, Source("gone", tmp_path / "nope")], out, OPTS, workers=1)
     assert not out.exists()  # nothing done before the error
+    with pytest.raises(BuildError, match="overlap"):
+        build_dataset(sources, sources[0].path / "out", OPTS, workers=1)
     with pytest.raises(BuildError, match="unique"):
         build_dataset([sources[0], sources[0]], out, OPTS, workers=1)
 

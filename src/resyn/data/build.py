@@ -240,11 +240,12 @@ def build_dataset(
         if not src.path.is_dir():
             what = "is not a folder" if src.path.exists() else "does not exist"
             raise BuildError(f"source {src.name}: {src.path} {what}")
-        if (
-            out_dir.resolve() == src.path.resolve()
-            or out_dir.resolve() in src.path.resolve().parents
-        ):
-            raise BuildError(f"source {src.name}: {src.path} lies inside --out {out_dir}")
+        o, p = out_dir.resolve(), src.path.resolve()
+        if o == p or o in p.parents or p in o.parents:
+            raise BuildError(
+                f"source {src.name}: {src.path} and --out {out_dir} overlap; the output folder "
+                "must be outside every source folder (and the other way round)"
+            )
     inputs = {src.name: list_inputs(src) for src in sources}
     prepare_output(out_dir, config_dict(sources, options, out_dir), overwrite)
     state = out_dir / layout.STATE_DIR
