@@ -49,6 +49,10 @@ def chunk_length(w: Tensor, T: int, requested: int | None = None) -> int:
     """The scan's chunk length: the whole sequence unless |w| is large (or one is requested)."""
     if requested is not None:
         return max(1, min(int(requested), T))
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        # Graph capture (ONNX export, torch.compile) cannot branch on values: one chunk, which
+        # holds for the model's range (|w|·T = |decay| <= 30).
+        return T
     wmax = float(w.detach().abs().max()) if w.numel() else 0.0
     if not math.isfinite(wmax):
         raise ValueError("bi_wkv: w contains NaN or Inf")

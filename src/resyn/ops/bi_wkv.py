@@ -48,7 +48,8 @@ def bi_wkv(
     out_dtype = v.dtype
     cdt = _compute_dtype(v)
     B, T, C = v.shape
-    if T == 0 or B == 0 or C == 0:
+    if T == 0 or B == 0 or C == 0 or v.device.type == "meta":
+        # meta tensors carry shapes only (FLOP counting, shape inference): nothing to compute
         return torch.empty_like(v)
     L = chunk_length(w, T, chunk)
     y = BiWKVFunction.apply(k.to(cdt).contiguous(), v.to(cdt).contiguous(), w.to(cdt), u.to(cdt), L)

@@ -1,0 +1,216 @@
+"""The parts of RWKV-IR, named as in the paper (Fig. 4).
+
+Tokens are pixels: a feature map (B, C, H, W) becomes a sequence (B, T, C) with T = H·W in
+row-major order. Every part accepts any H and W (no windows, no padding).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from resyn.ops import bi_wkv
+
+
+def to_tokens(x: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, H·W, C), row-major."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def to_image(x: Tensor, hw: tuple[int, int]) -> Tensor:
+    """(B, H·W, C) -> (B, C, H, W)."""
+    B, _, C = x.shape
+    return x.transpose(1, 2).reshape(B, C, hw[0], hw[1])
+
+
+def _norm2d(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"shift_norm must be 'batch', 'instance' or 'none', not {kind!r}")
+
+
+class DCShift(nn.Module):
+    """Depth-wise-convolution token shift (paper Fig. 4c / Fig. 5).
+
+    Conv1x1-Norm -> GELU -> depth-wise Conv kxk -> GELU -> Conv1x1-Norm: each token is mixed with
+    its k x k neighbourhood before the r, k, v projections (Vision-RWKV's Q-Shift uses only four
+    neighbours and fixed channel groups). ``residual=True`` is the pre-release variant: the
+    input plus the conv branch scaled by a learnable per-channel factor.
+    """
+
+    def __init__(
+        self, dim: int, kernel_size: int = 3, norm: str = "batch", residual: bool = False
+    ) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"DC-Shift kernel size must be odd and positive, not {kernel_size}")
+        self.pw_in = nn.Conv2d(dim, dim, 1)
+        self.norm_in = _norm2d(norm, dim)
+        self.dw = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.pw_out = nn.Conv2d(dim, dim, 1)
+        self.norm_out = _norm2d(norm, dim)
+        self.act = nn.GELU()
+        self.scale = nn.Parameter(torch.ones(dim, 1, 1)) if residual else None
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (B, C, H, W)
+        y = self.act(self.norm_in(self.pw_in(x)))
+        y = self.act(self.dw(y))
+        y = self.norm_out(self.pw_out(y))
+        if self.scale is not None:
+            return x + self.scale * y
+        return y
+
+
+def fancy_init(dim: int, layer: int, n_layers: int) -> tuple[Tensor, Tensor]:
+    """RWKV's "fancy" initial decay and bonus for block ``layer`` of ``n_layers``.
+
+    decay_c = -5 + 8 (c / (C-1))^(0.7 + 1.3 l / (n-1));  first_c = ln 0.3 + 0.5 ((c+1) mod 3 - 1)
+    """
+    c = torch.arange(dim, dtype=torch.float64)
+    ratio = c / (dim - 1) if dim > 1 else torch.zeros(dim, dtype=torch.float64)
+    power = 0.7 + 1.3 * (layer / (n_layers - 1) if n_layers > 1 else 0.0)
+    decay = -5 + 8 * ratio**power
+    first = math.log(0.3) + 0.5 * (((c + 1) % 3) - 1)
+    return decay.float(), first.float()
+
+
+class CrossBiWKV(nn.Module):
+    """Sum of a Bi-WKV over row-major tokens (horizontal) and one over column-major tokens
+    (vertical, transposed back), each with its own learned decay and bonus.
+
+    The per-position parameters passed to ``bi_wkv`` are w = decay / T and u = first / T.
+    """
+
+    def __init__(self, dim: int, layer: int = 0, n_layers: int = 1) -> None:
+        super().__init__()
+        decay, first = fancy_init(dim, layer, n_layers)
+        self.decay_h = nn.Parameter(decay.clone())
+        self.first_h = nn.Parameter(first.clone())
+        self.decay_v = nn.Parameter(decay.clone())
+        self.first_v = nn.Parameter(first.clone())
+
+    def forward(self, k: Tensor, v: Tensor, hw: tuple[int, int]) -> Tensor:
+        _, T, C = k.shape
+        H, W = hw
+        # One bi_wkv call for both scans: the vertical branch's channels go after the
+        # horizontal ones, in column-major token order.
+        k2 = torch.cat([k, _transpose_tokens(k, H, W)], dim=-1)
+        v2 = torch.cat([v, _transpose_tokens(v, H, W)], dim=-1)
+        w = torch.cat([self.decay_h, self.decay_v]) / T
+        u = torch.cat([self.first_h, self.first_v]) / T
+        y = bi_wkv(k2, v2, w.to(k.dtype), u.to(k.dtype))
+        return y[..., :C] + _transpose_tokens(y[..., C:], W, H)
+
+    def branch(self, k: Tensor, v: Tensor, hw: tuple[int, int], vertical: bool) -> Tensor:
+        """One branch alone (for analysis and tests)."""
+        T = k.shape[1]
+        if vertical:
+            H, W = hw
+            y = bi_wkv(
+                _transpose_tokens(k, H, W),
+                _transpose_tokens(v, H, W),
+                (self.decay_v / T).to(k.dtype),
+                (self.first_v / T).to(k.dtype),
+            )
+            return _transpose_tokens(y, W, H)
+        return bi_wkv(k, v, (self.decay_h / T).to(k.dtype), (self.first_h / T).to(k.dtype))
+
+
+def _transpose_tokens(x: Tensor, H: int, W: int) -> Tensor:
+    """Row-major tokens of an H x W grid -> column-major (the row-major tokens of W x H)."""
+    B, T, C = x.shape
+    return x.view(B, H, W, C).transpose(1, 2).reshape(B, T, C)
+
+
+class SpatialMix(nn.Module):
+    """G&L Spatial Mix: DC-Shift, then out = W_o(sigmoid(r) * CrossBiWKV(k, v))."""
+
+    def __init__(
+        self,
+        dim: int,
+        layer: int = 0,
+        n_layers: int = 1,
+        shift_kernel: int = 3,
+        shift_norm: str = "batch",
+        shift_residual: bool = False,
+        key_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.shift = DCShift(dim, shift_kernel, shift_norm, shift_residual)
+        self.key = nn.Linear(dim, dim, bias=False)
+        self.value = nn.Linear(dim, dim, bias=False)
+        self.receptance = nn.Linear(dim, dim, bias=False)
+        self.output = nn.Linear(dim, dim, bias=False)
+        self.wkv = CrossBiWKV(dim, layer, n_layers)
+        self.key_norm = nn.LayerNorm(dim) if key_norm else None
+
+    def forward(self, x: Tensor, hw: tuple[int, int]) -> Tensor:  # x: (B, T, C)
+        xs = to_tokens(self.shift(to_image(x, hw)))
+        k, v, r = self.key(xs), self.value(xs), self.receptance(xs)
+        y = self.wkv(k, v, hw)
+        if self.key_norm is not None:
+            y = self.key_norm(y)
+        return self.output(torch.sigmoid(r) * y)
+
+
+class ChannelMix(nn.Module):
+    """RWKV channel mix: sigmoid(W_r x) * W_v(ReLU(W_k x)^2), hidden = hidden_rate * C."""
+
+    def __init__(self, dim: int, hidden_rate: float = 4) -> None:
+        super().__init__()
+        hidden = round(hidden_rate * dim)
+        self.key = nn.Linear(dim, hidden, bias=False)
+        self.value = nn.Linear(hidden, dim, bias=False)
+        self.receptance = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = torch.square(torch.relu(self.key(x)))
+        return torch.sigmoid(self.receptance(x)) * self.value(k)
+
+
+class GLLB(nn.Module):
+    """Global & Local Linear-attention Block: x += SpatialMix(LN(x)); x += ChannelMix(LN(x))."""
+
+    def __init__(
+        self,
+        dim: int,
+        hidden_rate: float,
+        layer: int = 0,
+        n_layers: int = 1,
+        shift_kernel: int = 3,
+        shift_norm: str = "batch",
+        shift_residual: bool = False,
+        key_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim)
+        self.spatial_mix = SpatialMix(
+            dim, layer, n_layers, shift_kernel, shift_norm, shift_residual, key_norm
+        )
+        self.ln2 = nn.LayerNorm(dim)
+        self.channel_mix = ChannelMix(dim, hidden_rate)
+
+    def forward(self, x: Tensor, hw: tuple[int, int]) -> Tensor:
+        x = x + self.spatial_mix(self.ln1(x), hw)
+        return x + self.channel_mix(self.ln2(x))
+
+
+class GLLL(nn.Module):
+    """Global & Local Linear-attention Layer: M GLLBs, a 3x3 conv, and a residual around it."""
+
+    def __init__(self, dim: int, blocks: list[GLLB]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+
+    def forward(self, x: Tensor, hw: tuple[int, int]) -> Tensor:  # x: (B, T, C)
+        y = x
+        for block in self.blocks:
+            y = block(y, hw)
+        return x + to_tokens(self.conv(to_image(y, hw)))
