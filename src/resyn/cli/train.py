@@ -117,11 +117,11 @@ def train(
         prep = prepare(opts)
     except (ConfigError, DataError, RunError, FileNotFoundError) as exc:
         fail(str(exc))
-    b = prep.run["batch"]
+    b, base = prep.run["batch"], prep.run.get("baseline")
     console.print(
         f"{prep.config.name}: {prep.config.iterations} iterations, total batch {b['total']} = "
         f"{b['per_device']} per device x {b['world_size']} processes x {b['accumulate']} "
-        f"accumulation; baseline PSNR {prep.run['baseline']['psnr']:.3f} dB",
+        "accumulation" + (f"; baseline PSNR {base['psnr']:.3f} dB" if base else ""),
         highlight=False,
         soft_wrap=True,
     )
@@ -129,7 +129,8 @@ def train(
         path = run_training(prep, echo=lambda m: console.print(m, highlight=False, soft_wrap=True))
     except NonFiniteLossError as exc:
         fail(str(exc))
-    console.print(f"weights: {path}", highlight=False, soft_wrap=True)
+    if path is not None:
+        console.print(f"weights: {path}", highlight=False, soft_wrap=True)
 
 
 def _int(text: str) -> int:

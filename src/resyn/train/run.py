@@ -92,6 +92,17 @@ def _world_size(accelerator: str, devices: int | str, num_nodes: int) -> int:
     return n * num_nodes
 
 
+def launched_rank() -> int:
+    """This process's global rank as the launcher set it (torchrun ``RANK``, SLURM
+    ``SLURM_PROCID``, Lightning's own ``NODE_RANK`` / ``LOCAL_RANK``); 0 when not launched."""
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"])
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
+        return int(env["SLURM_PROCID"])
+    return int(env.get("NODE_RANK", "0") or 0) + int(env.get("LOCAL_RANK", "0") or 0)
+
+
 def _versions() -> dict[str, str]:
     import lightning
     import torch
@@ -205,7 +216,12 @@ def prepare(opts: TrainOptions) -> Prepared:
             "crop_border": config.crop_border,
         },
     }
-    if opts.resume:
+    if launched_rank() > 0:
+        # Rank 0 checks the run folder and writes run.json; the other processes of a launch
+        # only follow (they may start after rank 0 has written it).
+        ckpt = ckpt if opts.resume else None
+        new_run["baseline"] = None
+    elif opts.resume:
         if not run_file.is_file():
             raise RunError(f"--resume: {run_file} does not exist (nothing to resume)")
         old = json.loads(run_file.read_text())
@@ -225,7 +241,7 @@ def prepare(opts: TrainOptions) -> Prepared:
             )
         ckpt = None
     val_images = load_val(val_pairs, task)
-    if not opts.resume or not new_run.get("baseline"):
+    if new_run.get("baseline") is None and launched_rank() == 0:
         new_run["baseline"] = baseline_metrics(
             val_images, config.crop_border, new_run["metric"]["y_channel"]
         )
@@ -260,8 +276,10 @@ def _hardware(accelerator: str, devices: Any, nodes: int, world: int, precision:
     }
 
 
-def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> Path:
-    """Fit with Lightning (resuming from ``prep.ckpt`` when set) and export the final weights."""
+def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> Path | None:
+    """Fit with Lightning (resuming from ``prep.ckpt`` when set) and export the final weights.
+
+    Returns the weights path on global rank 0, None on the other ranks."""
     import lightning as L
     import torch
     from torch.utils.data import DataLoader
@@ -376,9 +394,9 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
             "val_psnr": _last_psnr(out),
             "baseline_psnr": run["baseline"]["psnr"],
         }
-        model = module.eval_model
-        save_model(model, out / "model.safetensors", info=info)
-    return out / "model.safetensors"
+        save_model(module.eval_model, out / "model.safetensors", info=info)
+        return out / "model.safetensors"
+    return None
 
 
 def _last_psnr(out: Path) -> float | None:
@@ -390,7 +408,7 @@ def _last_psnr(out: Path) -> float | None:
     return vals[-1] if vals else None
 
 
-def train(opts: TrainOptions, echo: Callable[[str], None] | None = None) -> Path:
+def train(opts: TrainOptions, echo: Callable[[str], None] | None = None) -> Path | None:
     """Prepare (all checks) then train. Raises DataError / RunError / ConfigError on bad input."""
     os.environ.setdefault("PYTHONHASHSEED", "0")
     return run_training(prepare(opts), echo=echo)
