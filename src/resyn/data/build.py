@@ -297,6 +297,15 @@ def build_dataset(
 
     rows = decide(sources, inputs, records, options)
     kept = [r for r in rows if r.kept]
+    for src in sources:
+        mine = [r for r in rows if r.source == src.name]
+        pool = [r for r in mine if r.kept or r.reason_code == "balance"]
+        above = sum(1 for r in pool if r.complexity > 0)
+        n_kept = sum(1 for r in mine if r.kept)
+        log(
+            f"{src.name} ({src.kind}): {len(mine)} files, {len(pool)} passed the filters "
+            f"({above} complexity > 0, {len(pool) - above} <= 0), kept {n_kept}"
+        )
     expected = _expected(out_dir, rows, options)
     scales = list(options.scales)
     jobs = []

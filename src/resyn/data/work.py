@@ -53,7 +53,7 @@ def analyze_file(
     except ImageReadError as exc:
         record["error"] = exc.reason
         return record
-    except (OSError, ValueError, MemoryError) as exc:
+    except Exception as exc:  # any decoder failure is a property of the file, not a crash
         record["error"] = f"cannot decode ({type(exc).__name__}: {exc})"
         return record
 
