@@ -52,7 +52,8 @@ def _logged(path):
 def test_kill_and_resume_is_exact(tiny_model, sr_data, tmp_path, monkeypatch):
     train_dir, val_dir = sr_data
     full = tmp_path / "full"
-    train(_opts(train_dir, val_dir, full))
+    ema = [*TINY_SET, "ema_decay=0.5"]  # validation on EMA weights: EMA must resume too
+    train(_opts(train_dir, val_dir, full, overrides=ema))
     rows = _logged(full / "metrics.csv")
     assert [r[0] for r in rows] == list(range(1, 9))
     assert all(r[1] is not None for r in rows)
@@ -71,13 +72,13 @@ def test_kill_and_resume_is_exact(tiny_model, sr_data, tmp_path, monkeypatch):
     part = tmp_path / "part"
     monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing)
     with pytest.raises(Killed):
-        train(_opts(train_dir, val_dir, part))
+        train(_opts(train_dir, val_dir, part, overrides=ema))
     monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
     ckpt = torch.load(part / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 4
     assert [r[0] for r in _logged(part / "metrics.csv")][-1] == 6
 
-    train(_opts(train_dir, val_dir, part, resume=True))
+    train(_opts(train_dir, val_dir, part, overrides=ema, resume=True))
     assert _logged(part / "metrics.csv") == rows
 
 

@@ -64,6 +64,9 @@ class AugmentConfig(_Strict):
 class DataConfig(_Strict):
     enlarge_ratio: int = Field(1, ge=1, description="repeat the training set this many times")
     workers: int = Field(2, ge=0, description="DataLoader worker processes per device")
+    cache_mb: int = Field(
+        1024, ge=0, description="decoded images (and on-the-fly LR) kept in memory per process"
+    )
 
 
 class ValConfig(_Strict):

@@ -301,6 +301,7 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
         hflip=cfg.augment.hflip,
         rot90=cfg.augment.rot90,
         enlarge_ratio=cfg.data.enlarge_ratio,
+        cache_bytes=cfg.data.cache_mb << 20,
     )
 
     module = RestorationModule(prep.model, cfg)
