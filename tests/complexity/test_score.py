@@ -21,7 +21,7 @@ from resyn.io import encode_png, write_image
 
 
 def _exact_luma(rgb: np.ndarray) -> np.ndarray:
-    x = rgb.astype(np.int64)
+    x = rgb.astype(np.int32)
     return ((299 * x[..., 0] + 587 * x[..., 1] + 114 * x[..., 2] + 500) // 1000).astype(np.uint8)
 
 
@@ -34,6 +34,18 @@ def test_luma_is_bt601_rounded_half_up(rng):
     # float formula agrees wherever it is not a tie
     ref = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
     assert np.abs(to_gray8(rgb) - ref).max() <= 0.5 + 1e-9
+
+
+def test_luma_is_exact_for_every_rgb_triple():
+    g, b = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    gb = np.stack([g, b], axis=-1).astype(np.uint8)
+    for r in range(0, 256, 32):  # 32 planes of 256x256 per call: all 2**24 triples in 8 calls
+        reds = np.arange(r, r + 32, dtype=np.uint8)[:, None, None, None]
+        rgb = np.concatenate(
+            [np.broadcast_to(reds, (32, 256, 256, 1)), np.broadcast_to(gb, (32, 256, 256, 2))],
+            axis=-1,
+        ).reshape(32 * 256, 256, 3)
+        np.testing.assert_array_equal(to_gray8(rgb), _exact_luma(rgb))
 
 
 def test_layouts_reduce_to_the_same_luma(rng):

@@ -30,7 +30,7 @@ ImageLike = np.ndarray | str | os.PathLike[str] | bytes
 # filter heuristics. Level 9 was measured ~7x slower for ~4% fewer bytes on photos.
 BPP_PNG_COMPRESSION = 6
 
-_LUMA_WEIGHTS = np.array([[299.0, 587.0, 114.0]], np.float32)
+_LUMA_MATRIX = np.array([[0.299, 0.587, 0.114, 0.0005]], np.float64)
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,10 @@ def to_gray8(image: np.ndarray) -> np.ndarray:
         return color
     import cv2
 
-    # float32 is exact here: 299*255 + 587*255 + 114*255 + 500 < 2**24, and the quotient of an
-    # exact multiple of 1000 by 1000 is exact; verified over all 2**24 RGB triples.
-    n = cv2.transform(color.astype(np.float32), _LUMA_WEIGHTS)
-    n += 500.0
-    n /= 1000.0
-    return np.floor(n, out=n).astype(np.uint8)
+    # One pass, uint8 out: OpenCV rounds 0.299 R + 0.587 G + 0.114 B + 0.0005 to nearest. With
+    # n = 299 R + 587 G + 114 B that is round((n + 0.5) / 1000), never a tie and at least 5e-4
+    # away from one, which equals floor((n + 500) / 1000); tests check all 2**24 RGB triples.
+    return cv2.transform(color, _LUMA_MATRIX).reshape(color.shape[:2])
 
 
 def to_color8(image: np.ndarray) -> np.ndarray:
