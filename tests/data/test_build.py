@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -182,3 +183,26 @@ def test_bad_sources_and_output_folders(pool, tmp_path: Path) -> None:
         with pytest.raises(BuildError, match="not a resyn dataset"):
             build_dataset(sources, stranger, small, workers=1, overwrite=overwrite)
     assert (stranger / "HR").exists()
+
+
+def test_unusual_encodings_become_8bit_rgb_outputs(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    deep = (pools.noisy(60)[:, :, 0].astype(np.uint16) * 257) + 100  # 16-bit gray, complex
+    cv2.imwrite(str(pool / "deep.png"), deep)
+    pools.save(pool / "flat_gray.png", pools.smooth(61)[:, :, 0])  # 8-bit gray, simple
+    out = tmp_path / "out"
+    res = build_dataset(
+        [Source("u", pool)],
+        out,
+        BuildOptions(min_size=64, scales=(2,)),
+        workers=1,
+        log=lambda m: None,
+    )
+    assert [r.status for r in res.rows] == ["kept", "kept"]
+    hr = read_image(out / "HR" / "u_deep.png")
+    assert hr.dtype == np.uint8 and hr.shape == (96, 96, 3)
+    expected = np.round(deep.astype(np.float64) / 257).astype(np.uint8)
+    np.testing.assert_array_equal(hr, np.repeat(expected[:, :, None], 3, axis=2))
+    gray = read_image(out / "HR" / "u_flat_gray.png")
+    assert gray.shape == (96, 96, 3) and (gray[..., 0] == gray[..., 2]).all()

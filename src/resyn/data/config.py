@@ -178,7 +178,11 @@ def prepare_output(out: Path, definition: dict[str, Any], overwrite: bool) -> bo
                 f"{out} already holds another dataset ({'; '.join(_differences(old, definition))})."
                 " Choose another --out, or pass --overwrite to delete it and build this one"
             )
+        # The old definition goes last (replaced by the new one below), so a run killed while
+        # deleting is still recognised as a resyn dataset and can be overwritten again.
         for entry in layout.MANAGED:
+            if entry == layout.CONFIG:
+                continue
             target = out / entry
             if target.is_dir():
                 shutil.rmtree(target)

@@ -152,6 +152,17 @@ def save_report(rows: list[ManifestRow], path: str | os.PathLike[str]) -> Path:
         bins = np.linspace(lo - pad, hi + pad, 25)
         ax.hist(c_pre, bins=bins, color="#bbbbbb", label=f"before filtering ({len(c_pre)})")
         ax.hist(c_kept, bins=bins, color="#C44E52", alpha=0.8, label=f"kept ({len(c_kept)})")
+        for kind, color in kind_color.items():  # the paper's Fig. 2: real vs synthetic
+            values = [r.complexity for r in pre if r.kind == kind and np.isfinite(r.complexity)]
+            if values:
+                ax.hist(
+                    values,
+                    bins=bins,
+                    histtype="step",
+                    lw=1.8,
+                    color=color,
+                    label=f"{kind}, before filtering ({len(values)})",
+                )
     ax.axvline(0, color="black", lw=1, ls="--")
     above = sum(1 for c in c_kept if c > 0)
     ax.set_title(f"complexity score; kept > 0: {above}, <= 0: {len(c_kept) - above}")
