@@ -73,3 +73,23 @@ def test_size_dependent_graph_is_detected(tmp_path) -> None:
     assert not (tmp_path / "bad.onnx").exists()
     report = export_onnx(_ShapeConstant(), tmp_path / "fixed.onnx", size=32, dynamic=False)
     assert report.max_abs_error < 1e-4 and (tmp_path / "fixed.onnx").exists()
+
+
+def test_export_rwkvir_dynamic(tmp_path) -> None:
+    """RWKV-IR (Bi-WKV in pure torch ops) exports with dynamic H/W and matches at 3 sizes."""
+    pytest.importorskip("resyn.models.rwkvir", reason="rwkvir is not available")
+    from resyn.models import build_model
+    from resyn.restore.export import export_onnx
+
+    torch.manual_seed(0)
+    model = build_model("rwkvir-light", scale=2, embed_dim=8, depths=(1,)).eval()
+    out = tmp_path / "rwkvir.onnx"
+    report = export_onnx(model, out, size=32)
+    assert report.dynamic and report.max_abs_error < 1e-4 and len(report.checked_sizes) == 2
+    x = np.random.default_rng(2).random((1, 3, 20, 28), dtype=np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    assert np.abs(_ort_run(out, x) - ref).max() < 1e-4
+    # the model still trains afterwards: the autograd Function was put back
+    y = model.train()(torch.rand(1, 3, 16, 16, requires_grad=True))
+    y.mean().backward()
