@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from resyn.cli.main import app
 from resyn.complexity.study import (
+    correlate,
     correlation,
     correlation_table,
     join_scores_psnr,
@@ -45,7 +46,7 @@ def test_correlation_matches_scipy_and_handles_nan(rng):
     assert np.isnan(correlation(np.ones(5), np.arange(5.0)).pearson)
 
 
-def test_join_on_stem_and_correlations_have_the_expected_sign(rng):
+def test_join_on_stem_and_correlations_have_the_expected_sign(rng, tmp_path):
     scores = _scores(40, rng)
     scores.loc[5, "error"] = "corrupt"  # error rows never join
     psnr = pd.DataFrame(
@@ -56,6 +57,13 @@ def test_join_on_stem_and_correlations_have_the_expected_sign(rng):
     )
     joined = join_scores_psnr(scores, psnr)
     assert len(joined) == 39 and "img_005" not in set(joined["name"])
+    assert correlate(joined) == correlate(scores, psnr)
+    scores.to_csv(tmp_path / "s.csv", index=False)
+    psnr.to_csv(tmp_path / "p.csv", index=False)
+    from_files = correlate(tmp_path / "s.csv", tmp_path / "p.csv")
+    assert from_files["pearson_complexity"] == pytest.approx(
+        correlate(joined)["pearson_complexity"]
+    )
     table, _ = correlation_table(scores, {"bicubic": psnr, "half": psnr.iloc[:20]})
     row = table.set_index("restorer").loc["bicubic"]
     assert row["n"] == 39

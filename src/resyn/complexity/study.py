@@ -115,8 +115,33 @@ def correlation(x: np.ndarray, y: np.ndarray) -> Correlation:
     )
 
 
-def correlate(joined: pd.DataFrame) -> dict[str, float]:
-    """Correlations of ``psnr`` with ``complexity`` and with ``bpp`` for one restorer."""
+def correlate(
+    scores: pd.DataFrame | str | os.PathLike[str],
+    psnr: pd.DataFrame | str | os.PathLike[str] | None = None,
+    metric: str = "psnr_y",
+    *,
+    compute_bpp: bool = False,
+) -> dict[str, float]:
+    """Correlations of PSNR with complexity and with BPP for one restorer.
+
+    Either ``correlate(joined)`` with the output of ``join_scores_psnr``, or
+    ``correlate(scores, psnr, metric)`` with tables or file paths (joined here; with
+    ``compute_bpp`` missing BPP values are computed from the image files).
+    """
+    if psnr is None:
+        if not isinstance(scores, pd.DataFrame) or "psnr" not in scores.columns:
+            raise ValueError("correlate(joined) needs the output of join_scores_psnr")
+        joined = scores
+    else:
+        base = None
+        if not isinstance(scores, pd.DataFrame):
+            base = Path(scores).parent
+            scores = load_scores(scores)
+        if not isinstance(psnr, pd.DataFrame):
+            psnr = load_psnr(psnr, metric)
+        joined = join_scores_psnr(scores, psnr, metric)
+        if compute_bpp and joined["bpp"].isna().any():
+            joined = fill_bpp(joined, base)
     c = correlation(joined["complexity"].to_numpy(), joined["psnr"].to_numpy())
     b = correlation(joined["bpp"].to_numpy(), joined["psnr"].to_numpy())
     return {
