@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -206,3 +207,19 @@ def test_unusual_encodings_become_8bit_rgb_outputs(tmp_path: Path) -> None:
     np.testing.assert_array_equal(hr, np.repeat(expected[:, :, None], 3, axis=2))
     gray = read_image(out / "HR" / "u_flat_gray.png")
     assert gray.shape == (96, 96, 3) and (gray[..., 0] == gray[..., 2]).all()
+
+
+def test_a_source_file_changed_behind_the_journal_is_a_clear_error(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    pools.save(pool / "a.bmp", pools.noisy(70))  # BMP: same dimensions, same file size
+    pools.save(pool / "b.bmp", pools.smooth(71))
+    out = tmp_path / "out"
+    opts = BuildOptions(min_size=64, scales=(2,))
+    build_dataset([Source("s", pool)], out, opts, workers=1, log=lambda m: None)
+    (out / "HR" / "s_a.png").unlink()
+    st = (pool / "a.bmp").stat()
+    pools.save(pool / "a.bmp", pools.noisy(72))
+    os.utime(pool / "a.bmp", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (pool / "a.bmp").stat().st_size == st.st_size
+    with pytest.raises(BuildError, match="changed since it was analysed"):
+        build_dataset([Source("s", pool)], out, opts, workers=1, log=lambda m: None)

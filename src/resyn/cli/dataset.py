@@ -116,6 +116,8 @@ def build(
             )
     except BuildError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command again to resume", code=130)
     if result.nothing_to_do:
         return
     c = result.counts

@@ -325,7 +325,7 @@ def build_dataset(
                 (
                     str(Path(row.path).resolve()),
                     row.hash,
-                    str(out_dir),
+                    str(out_dir.resolve()),
                     row.name,
                     scales,
                     options.crop,

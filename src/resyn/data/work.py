@@ -100,14 +100,20 @@ def write_outputs(
 ) -> int:
     """Write HR, LR and crops of one kept image; files that already exist are skipped (they were
     written atomically by an earlier, interrupted run). Returns the number of files written."""
+    from resyn.data.config import BuildError
     from resyn.degrade import imresize
-    from resyn.io import encode_png
+    from resyn.io import ImageReadError, encode_png
     from resyn.io.atomic import atomic_write_bytes
 
     out_dir = Path(out)
-    rgb, _ = load_rgb8(src)
+    try:
+        rgb, _ = load_rgb8(src)
+    except ImageReadError as exc:
+        raise BuildError(
+            f"{src}: {exc.reason}, but it was readable when analysed; run again"
+        ) from None
     if content_hash(rgb) != expected_hash:
-        raise RuntimeError(f"{src} changed since it was analysed; run the build again")
+        raise BuildError(f"{src} changed since it was analysed; run the build again")
     h, w = layout.cropped_size(rgb.shape[0], rgb.shape[1], scales)
     hr = np.ascontiguousarray(rgb[:h, :w])
     written = 0
