@@ -128,6 +128,13 @@ def score(
             )
     except ValueError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        err_console.print(
+            f"interrupted: the rows scored so far are saved in {output}; run the same command "
+            "again to continue",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
     rate = summary.scored / summary.seconds if summary.seconds > 0 else 0.0
     console.print(
         f"{summary.total} files: scored {summary.scored} in {summary.seconds:.1f} s "
