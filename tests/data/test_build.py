@@ -223,3 +223,17 @@ def test_a_source_file_changed_behind_the_journal_is_a_clear_error(tmp_path: Pat
     assert (pool / "a.bmp").stat().st_size == st.st_size
     with pytest.raises(BuildError, match="changed since it was analysed"):
         build_dataset([Source("s", pool)], out, opts, workers=1, log=lambda m: None)
+
+
+def test_one_build_at_a_time_per_output_folder(tmp_path: Path) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    pool = pools.make_clean_pool(tmp_path / "pool", 1, 1)
+    out = tmp_path / "out"
+    opts = BuildOptions(min_size=64, scales=(2,))
+    build_dataset([Source("s", pool)], out, opts, workers=1, log=lambda m: None)
+    with (out / ".resyn_state" / "lock").open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running build holds it
+        with pytest.raises(BuildError, match="another resyn dataset build is running"):
+            build_dataset([Source("s", pool)], out, opts, workers=1)
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    assert build_dataset([Source("s", pool)], out, opts, workers=1, log=print).nothing_to_do

@@ -19,10 +19,11 @@ uninterrupted run's because the decision only depends on the analyses. A run tha
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ from resyn.data.config import (
     resolve_center,
 )
 from resyn.data.engine import run_tasks
-from resyn.data.manifest import KEPT, REJECTED, ManifestRow, write_manifest
+from resyn.data.manifest import ManifestRow, write_manifest
+from resyn.data.select import decide
 from resyn.io import atomic_write_text
 
 JOURNAL = "analysis.jsonl"
@@ -88,88 +90,6 @@ def _read_journal(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
             if isinstance(rec, dict) and "source" in rec and "relpath" in rec:
                 records[(rec["source"], rec["relpath"])] = rec
     return records
-
-
-def _balance_key(seed: int, source: str, relpath: str) -> str:
-    return hashlib.sha256(f"{seed}\0{source}\0{relpath}".encode()).hexdigest()
-
-
-def decide(
-    sources: list[Source],
-    inputs: dict[str, list[tuple[str, int, int]]],
-    records: dict[tuple[str, str], dict[str, Any]],
-    options: BuildOptions,
-) -> list[ManifestRow]:
-    """Turn analyses into manifest rows (see the module docs for the order of checks).
-
-    Duplicates: identical decoded pixels, across all sources; the first occurrence (sources in
-    the order given, files in sorted path order) is the one considered further.
-
-    Balance, per source: the eligible images are walked in the order of
-    ``sha256(f"{seed}\\0{source}\\0{relpath}")`` (a seeded shuffle that does not move when other
-    files are added) and an image is kept while the quota of its side (complexity score > 0, or
-    <= 0) lasts. The quota is ``min(#above, #at_or_below)``, further capped at
-    ``per_source // 2``, so both sides end up exactly equal.
-    """
-    rows: list[ManifestRow] = []
-    first_seen: dict[str, str] = {}
-    for src in sources:
-        relpaths = [rel for rel, _, _ in inputs[src.name]]
-        names = layout.assign_names(src.name, relpaths)
-        eligible: list[tuple[ManifestRow, str]] = []
-        for rel, size, _ in inputs[src.name]:
-            rec = records[(src.name, rel)]
-            row = ManifestRow(
-                source=src.name, kind=src.kind, path=(src.path / rel).as_posix(), bytes=size
-            )
-            rows.append(row)
-            if "error" in rec:
-                row.reason = f"unreadable: {rec['error']}"
-                continue
-            row.width, row.height, row.layout, row.hash = (
-                rec["width"],
-                rec["height"],
-                rec["layout"],
-                rec["hash"],
-            )
-            row.blur, row.flat = rec["blur"], rec["flat"]
-            row.ent, row.ene, row.diss, row.raw = rec["ent"], rec["ene"], rec["diss"], rec["raw"]
-            row.complexity = rec["score"]
-            if row.hash in first_seen:
-                row.reason = f"duplicate: of {first_seen[row.hash]}"
-                continue
-            first_seen[row.hash] = row.path
-            if min(row.width, row.height) < options.min_size:
-                row.reason = (
-                    f"too-small: {row.width}x{row.height}, both sides must be >= {options.min_size}"
-                )
-            elif row.blur < options.blur_threshold:
-                row.reason = (
-                    f"blurry: Laplacian variance {row.blur:.1f} < {options.blur_threshold:g}"
-                )
-            elif row.flat > options.flat_threshold:
-                row.reason = f"flat: flat share {row.flat:.3f} > {options.flat_threshold:g}"
-            elif row.complexity is None:
-                row.reason = f"unscorable: {rec.get('complexity_error', 'no complexity score')}"
-            else:
-                eligible.append((row, rel))
-        above = sum(1 for r, _ in eligible if r.complexity > 0)
-        quota = min(above, len(eligible) - above)
-        if options.per_source is not None:
-            quota = min(quota, options.per_source // 2)
-        taken = {True: 0, False: 0}
-        for row, rel in sorted(eligible, key=lambda e: _balance_key(options.seed, src.name, e[1])):
-            side = row.complexity > 0
-            if taken[side] < quota:
-                taken[side] += 1
-                row.status, row.name = KEPT, names[rel]
-            else:
-                label = "> 0" if side else "<= 0"
-                row.reason = f"balance: quota of {quota} images with complexity {label} is full"
-    for row in rows:
-        if row.status != KEPT:
-            row.status = REJECTED
-    return rows
 
 
 def _expected(out: Path, rows: list[ManifestRow], options: BuildOptions) -> set[Path]:
@@ -250,6 +170,43 @@ def build_dataset(
     prepare_output(out_dir, config_dict(sources, options, out_dir), overwrite)
     state = out_dir / layout.STATE_DIR
     state.mkdir(exist_ok=True)
+    with _exclusive(state / "lock", out_dir):
+        return _build_locked(
+            sources, out_dir, options, state, inputs, workers, engine, scheduler, progress, log
+        )
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path, out_dir: Path) -> Iterator[None]:
+    """One build per output folder at a time (an OS lock: released even by ``kill -9``)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    with lock_path.open("a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise BuildError(f"another resyn dataset build is running in {out_dir}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _build_locked(
+    sources: list[Source],
+    out_dir: Path,
+    options: BuildOptions,
+    state: Path,
+    inputs: dict[str, list[tuple[str, int, int]]],
+    workers: int | None,
+    engine: str,
+    scheduler: str | None,
+    progress: Progress | None,
+    log: Callable[[str], None],
+) -> BuildResult:
     progress = progress or (lambda stage, done, total: None)
     fingerprint = _fingerprint(inputs)
 
