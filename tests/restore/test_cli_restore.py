@@ -147,3 +147,29 @@ def test_parse_size() -> None:
     assert parse_size("512MB") == 512 * 1024**2
     assert parse_size("1.5G") == int(1.5 * 1024**3)
     assert parse_size("1000") == 1000
+
+
+def test_restore_with_tiny_rwkvir(tmp_path, rng) -> None:
+    pytest.importorskip("resyn.models.rwkvir", reason="rwkvir is not available")
+    import torch
+
+    from resyn.models import build_model, save_model
+
+    torch.manual_seed(0)
+    w = tmp_path / "rwkvir_x2.safetensors"
+    save_model(
+        build_model("rwkvir-light", scale=2, embed_dim=8, depths=(1,)), w, info={"task": "sr-x2"}
+    )
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "c.png", rng.integers(0, 256, (20, 28, 3), dtype=np.uint8))
+    write_image(src / "g16.tif", rng.integers(0, 65536, (24, 20), dtype=np.uint16))
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app, ["restore", str(src), "-o", str(out), "-w", str(w), "--tile", "16", "--overlap", "4"]
+    )
+    assert res.exit_code == 0, res.output
+    assert read_image(out / "c_sr-x2.png").shape == (40, 56, 3)
+    g = read_image(out / "g16_sr-x2.png")
+    assert g.shape == (48, 40) and g.dtype == np.uint16
+    assert "tiles=" in Image.open(out / "c_sr-x2.png").text["resyn:tiling"]
