@@ -117,3 +117,7 @@ def test_budget_scales_schedule_only():
     assert tiny.iterations == 1 and tiny.sched.milestones == [] and tiny.val.every == 1
     with pytest.raises(ConfigError, match="budget"):
         load_config("light-sr-x2-50k", budget=2.0)
+    # --set applies after scaling: explicit values are final.
+    c = load_config("light-sr-x2-50k", ["val.every=25", "batch=8"], budget=0.002)
+    assert (c.val.every, c.batch, c.iterations) == (25, 8, 100)
+    assert load_config("light-sr-x2-50k", ["budget=0.01"]).iterations == 500

@@ -132,23 +132,29 @@ def scale_budget(config: TrainConfig, budget: float) -> TrainConfig:
 def load_config(
     name: str, overrides: list[str] | dict[str, Any] | None = None, budget: float | None = None
 ) -> TrainConfig:
-    """Preset ``name`` + ``--set`` overrides (applied to the full-size standard) + budget scale.
+    """Preset ``name``, scaled by the budget, then the ``--set`` overrides.
 
-    The ``-smoke`` suffix and a ``budget`` key in the preset/overrides scale the schedule too;
-    an explicit ``budget`` argument replaces them.
+    The budget is the ``budget`` argument, else a ``budget`` override, else the ``-smoke``
+    suffix's 0.002, else 1. Overrides are applied after scaling, so an explicit value is final
+    (``--budget 0.002 --set val.every=25`` validates every 25 iterations).
     """
     data = preset_dict(name)
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
-    data = apply_overrides(data, overrides or {})
-    want = data.pop("budget", 1.0) if budget is None else budget
-    data.pop("budget", None)
-    config = validate(data)
+    overrides = dict(overrides or {})
+    want = data.pop("budget", 1.0)
+    if "budget" in overrides:
+        want = overrides.pop("budget")
+    if budget is not None:
+        want = budget
     try:
         want = float(want)
     except (TypeError, ValueError):
         raise ConfigError(f"budget: expected a number in (0, 1], got {want!r}") from None
-    return scale_budget(config, want)
+    config = scale_budget(validate(data), want)
+    if not overrides:
+        return config
+    return validate(apply_overrides(config.model_dump(mode="json"), overrides))
 
 
 def dump_yaml(config: TrainConfig) -> str:
