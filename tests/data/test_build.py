@@ -116,18 +116,19 @@ def test_build_filters_balances_and_lays_out(pool, tmp_path: Path) -> None:
 def test_second_run_does_no_work_and_changed_sources_reuse_the_journal(pool, tmp_path) -> None:
     sources, _ = pool
     out = tmp_path / "out"
-    build_dataset(sources, out, OPTS, workers=1, log=lambda m: None)
+    opts = BuildOptions(min_size=64, scales=(2, 4))
+    build_dataset(sources, out, opts, workers=1, log=lambda m: None)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     messages: list[str] = []
-    again = build_dataset(sources, out, OPTS, workers=1, log=messages.append)
+    again = build_dataset(sources, out, opts, workers=1, log=messages.append)
     assert again.nothing_to_do and "nothing to do" in messages[-1]
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
     # A deleted output is rebuilt; a new source file is the only one analysed.
-    victim = next((out / "LR_bicubic" / "X4").iterdir())
+    victim = sorted((out / "LR_bicubic" / "X4").glob("cam_*"))[0]  # a source left unchanged
     victim.unlink()
     pools.save(sources[1].path / "smooth_new.png", pools.smooth(77))
-    third = build_dataset(sources, out, OPTS, workers=1, log=lambda m: None)
+    third = build_dataset(sources, out, opts, workers=1, log=lambda m: None)
     assert third.analysed == 1 and victim.exists()
     assert any(r.path.endswith("smooth_new.png") for r in third.rows)
 
