@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from resyn.cli.main import app
-from resyn.data import read_manifest
+from resyn.data import BuildOptions, Source, build_dataset, read_manifest
 from resyn.data.engine import run_tasks
 
 _spec = importlib.util.spec_from_file_location("pools", Path(__file__).with_name("pools.py"))
@@ -100,11 +100,17 @@ def test_engines_give_the_same_results() -> None:
 
 
 @pytest.mark.slow
-def test_dask_local_cluster() -> None:
+def test_dask_engine_builds_the_same_dataset(tmp_path: Path) -> None:
     pytest.importorskip("dask.distributed")
-    assert sorted(run_tasks(_square, [(i,) for i in range(4)], workers=1, engine="dask")) == [
-        0,
-        1,
-        4,
-        9,
-    ]
+    pool = pools.make_clean_pool(tmp_path / "pool", 2, 2)
+    opts = BuildOptions(min_size=64, scales=(2,))
+    runs = {}
+    for engine in ("local", "dask"):
+        out = tmp_path / engine
+        build_dataset([Source("p", pool)], out, opts, workers=1, engine=engine, log=print)
+        runs[engine] = (
+            (out / "manifest.csv").read_text(),
+            {p.name: p.read_bytes() for p in (out / "LR_bicubic" / "X2").iterdir()},
+        )
+    assert runs["local"] == runs["dask"]
+    assert len(runs["dask"][1]) == 4
