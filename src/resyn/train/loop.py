@@ -194,6 +194,6 @@ class StandardLoop(L.Callback):
         if step % cfg.checkpoint_every == 0 or final:
             self.wall = wall
             self._t0 = time.perf_counter()
-            trainer.save_checkpoint(self.ckpt_dir / "last.ckpt")
+            trainer.save_checkpoint(self.ckpt_dir / "last.ckpt", weights_only=False)
         if improved:
-            trainer.save_checkpoint(self.ckpt_dir / "best.ckpt")
+            trainer.save_checkpoint(self.ckpt_dir / "best.ckpt", weights_only=False)
