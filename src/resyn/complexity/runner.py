@@ -217,7 +217,8 @@ def _run_dask(
     connect_timeout: float = 20.0,
 ) -> Iterator[list[dict[str, Any]]]:
     """Same work on a Dask cluster; the files must be readable at the same paths on the
-    workers (a shared file system) and resyn installed there."""
+    workers (a shared file system) and resyn installed there. Files of a failed task (a worker
+    died) are retried one at a time at the end; one that fails on its own gets an error row."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -255,6 +256,7 @@ def _run_dask(
         queue = as_completed(
             [submit(pending.pop()) for _ in range(min(3 * n_workers, len(pending)))]
         )
+        suspects: list[str] = []
         for fut in queue:
             batch = origin.pop(fut)
             try:
@@ -263,17 +265,22 @@ def _run_dask(
                 raise ValueError(
                     f"the Dask workers cannot run resyn ({exc}); install resyn on every worker"
                 ) from None
-            except Exception as exc:  # a worker died (KilledWorker) or the task failed
-                if len(batch) > 1:  # retry file by file to find the culprit
-                    for p in batch:
-                        queue.add(submit([p]))
-                    continue
-                result = [
-                    _failed_row(batch[0], f"the Dask task failed: {type(exc).__name__}: {exc}")
-                ]
-            yield [{**row, "path": p} for row, p in zip(result, batch, strict=True)]
+            except Exception:  # a worker died (KilledWorker), maybe because of another task
+                suspects.extend(batch)
+            else:
+                yield [{**row, "path": p} for row, p in zip(result, batch, strict=True)]
             if pending:
                 queue.add(submit(pending.pop()))
+        # Files of failed tasks, one at a time (nothing else running that a crash could take
+        # down with it): those that fail alone get an error row.
+        for p in suspects:
+            fut = submit([p])
+            try:
+                row = fut.result()[0]
+            except Exception as exc:
+                row = _failed_row(p, f"the Dask task failed: {type(exc).__name__}: {exc}")
+            origin.pop(fut, None)
+            yield [{**row, "path": p}]
     finally:
         client.close()
         if cluster is not None:
