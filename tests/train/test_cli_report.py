@@ -54,7 +54,7 @@ def test_train_two_runs_and_report(tiny_model, sr_data, tmp_path):
             "cpu",
             "--devices",
             "1",
-            "--no-progress",
+            "--progress" if i == 0 else "--no-progress",
             "--max-device-batch",
             "2",
             *_sets([*SET, *extra]),
