@@ -4,6 +4,7 @@ standard's optimizer and loss (Adam betas (0.9, 0.99), L1). One forward + backwa
 one iteration; the data pipeline is excluded (random tensors).
 
     .venv/bin/python benchmarks/train_speed.py [--batch 1 2] [--iters 3] [--model rwkvir-light]
+        [--threads N]
 """
 
 from __future__ import annotations
@@ -51,10 +52,14 @@ def main() -> None:
     ap.add_argument("--lr-patch", type=int, default=64)
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     rows = []
     for b in args.batch:
