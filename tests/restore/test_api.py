@@ -46,7 +46,7 @@ def test_gray_with_color_model_and_gray_model(make_tiny_conv) -> None:
     out, _ = restore_array(Restorer.from_model(color_model, "sr-x2"), gray)
     assert out.shape == (32, 32) and out.dtype == np.uint8
     rep = np.repeat((gray / 255.0)[:, :, None], 3, axis=2)
-    ref = np.clip(_model_out(color_model, rep).mean(axis=2), 0, 1) * 255
+    ref = np.clip(_model_out(color_model, rep), 0, 1).mean(axis=2) * 255
     assert np.abs(out - ref).max() <= 1.0
     gray_model = make_tiny_conv(2, in_chans=1)
     out1, _ = restore_array(Restorer.from_model(gray_model, "sr-x2"), gray)

@@ -108,7 +108,7 @@ def eval_command(
         None, "--tile", help="Tile side; 0 = whole image [default: whole unless over budget]."
     ),
     overlap: int = typer.Option(32, "--overlap"),
-    max_memory: str = typer.Option("2GB", "--max-memory", help="Memory budget per forward pass."),
+    max_memory: str = typer.Option("1.5GB", "--max-memory", help="Memory budget per forward pass."),
     device: str = typer.Option("cpu", "--device"),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),
     seed: int = typer.Option(0, "--seed", help="Noise seed for denoising inputs (every image)."),
@@ -144,7 +144,7 @@ def study_complexity(
     bins: int = typer.Option(5, "--bins", help="Equal-width complexity bins."),
     tile: int = typer.Option(None, "--tile"),
     overlap: int = typer.Option(32, "--overlap"),
-    max_memory: str = typer.Option("2GB", "--max-memory"),
+    max_memory: str = typer.Option("1.5GB", "--max-memory"),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """Per-image PSNR of each model against GLCM complexity and BPP (the paper's Fig. 3)."""

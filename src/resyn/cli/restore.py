@@ -45,7 +45,7 @@ def restore(
     ),
     overlap: int = typer.Option(32, "--overlap", help="Pixels shared by neighbouring tiles."),
     max_memory: str = typer.Option(
-        "2GB", "--max-memory", help="Memory budget of one forward pass for automatic tiling."
+        "1.5GB", "--max-memory", help="Memory budget of one forward pass for automatic tiling."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),

@@ -125,7 +125,8 @@ def restore_array(
     if color.ndim == 3 and color.shape[2] == 1:
         color = color[:, :, 0]
     gray = color.ndim == 2
-    x = color.astype(np.float32) / peak
+    x = color.astype(np.float32)
+    x /= np.float32(peak)
     chans = model_channels(restorer.model)
     kwargs = dict(
         tile=tile,
@@ -135,21 +136,31 @@ def restore_array(
         max_memory=max_memory,
         progress=progress,
     )
+    # The engine converts finished rows straight to integers, so no float copy of the whole
+    # output is ever held (a 4000x3000 photo at x4 would need 2.3 GB per float copy).
+    dtype = image.dtype
     if gray and chans == 1:
-        y, info = run_model(restorer.model, x[:, :, None], **kwargs)
-        y = y[:, :, 0]
+        out, info = run_model(restorer.model, x[:, :, None], out_dtype=dtype, **kwargs)
+        out = out[:, :, 0]
     elif gray:
-        y, info = run_model(restorer.model, np.repeat(x[:, :, None], 3, axis=2), **kwargs)
-        y = y.mean(axis=2)
+        # color model on gray: replicate, then average the three (clipped, 16-bit) outputs
+        rgb, info = run_model(
+            restorer.model, np.repeat(x[:, :, None], 3, axis=2), out_dtype=np.uint16, **kwargs
+        )
+        del x
+        out = np.empty(rgb.shape[:2], dtype=dtype)
+        for r in range(0, rgb.shape[0], 256):
+            mean = rgb[r : r + 256].mean(axis=2, dtype=np.float32) / np.float32(65535.0)
+            out[r : r + 256] = np.rint(mean * np.float32(peak)).astype(dtype)
     elif chans == 1:
-        planes = []
+        out = np.empty((0,), dtype=dtype)
         for i in range(3):
-            plane, info = run_model(restorer.model, x[:, :, i : i + 1], **kwargs)
-            planes.append(plane[:, :, 0])
-        y = np.stack(planes, axis=2)
+            plane, info = run_model(restorer.model, x[:, :, i : i + 1], out_dtype=dtype, **kwargs)
+            if out.size == 0:
+                out = np.empty((*plane.shape[:2], 3), dtype=dtype)
+            out[:, :, i] = plane[:, :, 0]
     else:
-        y, info = run_model(restorer.model, x, **kwargs)
-    out = np.rint(np.clip(y, 0.0, 1.0) * peak).astype(image.dtype)
+        out, info = run_model(restorer.model, x, out_dtype=dtype, **kwargs)
     if alpha is not None:
         a = _resize_alpha(alpha, out.shape[1], out.shape[0])
         out = np.concatenate([out if out.ndim == 3 else out[:, :, None], a[:, :, None]], axis=2)

@@ -32,14 +32,19 @@ from torch.nn import functional as F
 MIN_INPUT_SIDE = 4
 #: Inputs (and tiles) smaller than this are padded up to it before the forward pass.
 MIN_TILE = 16
-#: Default memory budget for one forward pass (bytes): 2 GiB.
-DEFAULT_MAX_MEMORY = 2 * 1024**3
+#: Default memory budget for one forward pass (bytes): 1.5 GiB, so that with the input, the
+#: output and the accumulator a 4000x3000 photo at x4 stays under 4 GB resident.
+DEFAULT_MAX_MEMORY = 3 * 1024**3 // 2
 #: Tile sizes tried by the automatic tiler, largest first.
 AUTO_TILE_SIZES = (1024, 768, 640, 512, 384, 320, 256, 192, 128, 96, 64)
 
 PRECISIONS = ("fp32", "bf16")
-#: Feature-sized float tensors alive at the peak of a block (calibrated, see estimate_memory).
-BYTES_PER_FEATURE = 16
+#: Feature-sized (embed_dim per pixel) float32 tensors alive at the peak of a forward pass, by
+#: architecture. rwkvir: measured peak RSS of rwkvir-light x2 (C=48) on CPU is 15.9 KB per input
+#: pixel at 96x96 and at 192x192 (Bi-WKV's scans over 2C channels dominate) = 83 tensors; 90
+#: leaves a margin. Others: a conservative guess until measured.
+LIVE_FEATURE_TENSORS = {"rwkvir": 90}
+DEFAULT_LIVE_FEATURE_TENSORS = 64
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,8 @@ def estimate_memory(model: nn.Module, height: int, width: int) -> int:
 
     A model may define ``estimate_memory_bytes(h, w)``; otherwise the estimate is parameters
     plus ``bytes_per_pixel * h * w`` with the per-pixel cost derived from the feature width
-    (``embed_dim``), the MLP ratio (``hidden_rate``) and the upsampler. The constants were
-    calibrated against the peak RSS of rwkvir-light on CPU (see docs/restore.md).
+    (``embed_dim``) times the live tensors of its architecture (``LIVE_FEATURE_TENSORS``,
+    calibrated against the peak RSS of rwkvir-light on CPU), the upsampler and the outputs.
     """
     custom = getattr(model, "estimate_memory_bytes", None)
     if callable(custom):
@@ -92,11 +97,9 @@ def estimate_memory(model: nn.Module, height: int, width: int) -> int:
     scale = model_scale(model)
     chans = model_channels(model)
     dim = int(getattr(config, "embed_dim", 64))
-    hidden = float(getattr(config, "hidden_rate", getattr(config, "mlp_ratio", 2)))
     upsampler = str(getattr(config, "upsampler", ""))
-    # Live float32 tensors per input pixel during the deepest block: the residual stream, the
-    # normalised copy, r/k/v, the scan's running sums (both directions), the MLP hidden layer.
-    per_pixel = dim * (BYTES_PER_FEATURE + 2 * hidden) * 4
+    live = LIVE_FEATURE_TENSORS.get(getattr(type(model), "arch", ""), DEFAULT_LIVE_FEATURE_TENSORS)
+    per_pixel = dim * live * 4
     if upsampler == "pixelshuffle":
         per_pixel += 64 * 4 * 4 * scale * scale // 2
     per_pixel += chans * scale * scale * 4 * 3  # output, its crop and the blend buffer
@@ -256,22 +259,22 @@ def run_model(
 
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     total, done = len(ys) * len(xs), 0
-    acc_start = 0  # first output row held by the accumulator
-    acc = np.zeros((0, w * scale, c), dtype=np.float32)
-    wsum = np.zeros((0, w * scale), dtype=np.float32)
+    # One row of tiles at a time: the accumulator holds output rows [acc_start, acc_start +
+    # tile*scale); rows above the current tile row are final and are written to `out`.
+    acc_start = 0
+    acc = np.zeros((tile * scale, w * scale, c), dtype=np.float32)
+    wsum = np.zeros((tile * scale, w * scale), dtype=np.float32)
     for iy, y0 in enumerate(ys):
         y1 = min(y0 + tile, h)
-        # Rows above this tile row are final: convert them and drop them from the accumulator.
-        flush_to = y0 * scale
-        if flush_to > acc_start:
-            n = flush_to - acc_start
-            out[acc_start:flush_to] = _convert(acc[:n] / wsum[:n, :, None], out_dtype)
-            acc, wsum, acc_start = acc[n:], wsum[n:], flush_to
-        need = y1 * scale - acc_start
-        if need > acc.shape[0]:
-            extra = need - acc.shape[0]
-            acc = np.concatenate([acc, np.zeros((extra, w * scale, c), np.float32)])
-            wsum = np.concatenate([wsum, np.zeros((extra, w * scale), np.float32)])
+        n = y0 * scale - acc_start
+        if n > 0:
+            _flush(out, acc_start, acc[:n], wsum[:n])
+            keep = acc.shape[0] - n
+            acc[:keep] = acc[n:]
+            wsum[:keep] = wsum[n:]
+            acc[keep:] = 0.0
+            wsum[keep:] = 0.0
+            acc_start = y0 * scale
         wy = ramp_window(
             (y1 - y0) * scale,
             overlap * scale if iy > 0 else 0,
@@ -287,16 +290,26 @@ def run_model(
             )
             weight = wy[:, None] * wx[None, :]
             r0, r1 = y0 * scale - acc_start, y1 * scale - acc_start
-            acc[r0:r1, x0 * scale : x1 * scale] += pred * weight[:, :, None]
+            pred *= weight[:, :, None]
+            acc[r0:r1, x0 * scale : x1 * scale] += pred
             wsum[r0:r1, x0 * scale : x1 * scale] += weight
             done += 1
             if progress is not None:
                 progress(done, total)
-    out[acc_start:] = _convert(acc / wsum[:, :, None], out_dtype)
+    rows = h * scale - acc_start
+    _flush(out, acc_start, acc[:rows], wsum[:rows])
     info = TilingInfo(
         tile, overlap, total, auto, estimate_memory(model, tile, tile), forward.fallbacks
     )
     return out, info
+
+
+def _flush(out: np.ndarray, start: int, acc: np.ndarray, wsum: np.ndarray, rows: int = 64) -> None:
+    """Normalise accumulated rows by their weights and store them in ``out`` (a few rows at a
+    time, so the temporaries stay small)."""
+    for r in range(0, acc.shape[0], rows):
+        block = acc[r : r + rows] / wsum[r : r + rows, :, None]
+        out[start + r : start + r + block.shape[0]] = _convert(block, out.dtype)
 
 
 def _convert(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
