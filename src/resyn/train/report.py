@@ -92,7 +92,18 @@ def plot(summaries: list[RunSummary], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for i, s in enumerate(summaries):
         color = f"C{i % 10}"
-        ax.plot(s.steps, s.psnr, marker="o", ms=3, color=color, label=f"{s.label} ({s.model})")
+        style = ("-", "--", "-.", ":")[i % 4]
+        marker = "osv^D*xP+h"[i % 10]
+        ax.plot(
+            s.steps,
+            s.psnr,
+            ls=style,
+            marker=marker,
+            ms=4,
+            color=color,
+            mfc="none",
+            label=f"{s.label} ({s.model})",
+        )
         ax.axhline(s.baseline, color=color, ls=":", lw=1)
     ax.set_xlabel("iteration")
     ax.set_ylabel("validation PSNR (dB)")
