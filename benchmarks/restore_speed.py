@@ -197,7 +197,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     body = "\n".join(
         [
-            f"`benchmarks/restore_speed.py`: `restore_array` on CPU ({args.threads} threads), "
+            f"`benchmarks/restore_speed.py`: `restore_array` + PNG encoding on CPU ({args.threads} threads), "
             f"model: {weights}; input: {photo}. Peak RSS is `ru_maxrss` of a fresh subprocess "
             "per case (includes the Python + torch + model baseline in the next column). "
             f"The 4000x3000 case must stay under {LARGE_LIMIT_GB:g} GB."
