@@ -136,3 +136,29 @@ def test_nan_loss_stops_and_keeps_checkpoint(tiny_model, sr_data, tmp_path):
         torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
     )
     assert not (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("preset", ["denoise-gray-s25", "jpeg-color-q40"])
+def test_restoration_presets_train(tiny_model, sr_data, tmp_path, preset):
+    train_dir, val_dir = sr_data  # HR only is used: noise / JPEG made on the fly
+    out = tmp_path / preset
+    sets = ["batch=2", "patch=16", "data.workers=0", "val.every=2", "log_every=1"]
+    train(
+        _opts(
+            train_dir,
+            val_dir,
+            out,
+            preset=preset,
+            model="tiny-restore",
+            overrides=sets,
+            budget=2e-6,
+        )
+    )
+    rows = read_metrics(out / "metrics.csv")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert rows[-1]["val_psnr"] is not None
+    from resyn.models import load_model
+
+    model = load_model(out / "model.safetensors")
+    assert model.config.in_chans == (1 if "gray" in preset else 3)
+    assert model.config.upscale == 1
