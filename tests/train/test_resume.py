@@ -78,8 +78,27 @@ def test_kill_and_resume_is_exact(tiny_model, sr_data, tmp_path, monkeypatch):
     assert ckpt["global_step"] == 4
     assert [r[0] for r in _logged(part / "metrics.csv")][-1] == 6
 
-    train(_opts(train_dir, val_dir, part, overrides=ema, resume=True))
+    # Resuming may change the worker count; a worker process yields the very same samples.
+    train(_opts(train_dir, val_dir, part, overrides=[*ema, "data.workers=1"], resume=True))
     assert _logged(part / "metrics.csv") == rows
+
+
+def test_resume_compares_as_json():
+    from resyn.train.run import _comparable, _diff
+
+    run = {
+        "preset": "p",
+        "model": {"name": "m", "args": {"depths": (1, 2)}},
+        "config": {"data": {"workers": 4}, "batch": 8},
+    }
+    stored = {
+        "preset": "p",
+        "model": {"name": "m", "args": {"depths": [1, 2]}},
+        "config": {"data": {"workers": 0}, "batch": 8},
+    }
+    assert _diff(_comparable(stored), _comparable(run)) == []
+    stored["config"]["batch"] = 16
+    assert _diff(_comparable(stored), _comparable(run)) == ["config.batch (16 in the run, 8 now)"]
 
 
 def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tmp_path):

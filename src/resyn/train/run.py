@@ -118,14 +118,20 @@ def _versions() -> dict[str, str]:
 
 
 def _comparable(run: dict[str, Any]) -> dict[str, Any]:
-    cfg = json.loads(json.dumps(run["config"]))
-    cfg.get("data", {}).pop("workers", None)
-    return {
-        "preset": run["preset"],
-        "model": run["model"]["name"],
-        "model_args": run["model"].get("args", {}),
-        "config": cfg,
-    }
+    """What must not change across a resume (as JSON: tuples and lists compare equal)."""
+    out = json.loads(
+        json.dumps(
+            {
+                "preset": run["preset"],
+                "model": run["model"]["name"],
+                "model_args": run["model"].get("args", {}),
+                "config": run["config"],
+            }
+        )
+    )
+    out["config"].get("data", {}).pop("workers", None)
+    out["config"].get("data", {}).pop("cache_mb", None)
+    return out
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
