@@ -12,6 +12,7 @@ Run folder::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 from collections.abc import Callable
@@ -282,6 +283,19 @@ def _hardware(accelerator: str, devices: Any, nodes: int, world: int, precision:
     }
 
 
+class _NoAdverts(logging.Filter):
+    """Drop Lightning's advertising line for a hosted logger (noise in a CLI's output)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def _quiet_lightning() -> None:
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoAdverts) for f in log.filters):
+        log.addFilter(_NoAdverts())
+
+
 def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> Path | None:
     """Fit with Lightning (resuming from ``prep.ckpt`` when set) and export the final weights.
 
@@ -346,7 +360,11 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
     if opts.progress:
         from lightning.pytorch.callbacks import RichProgressBar
 
-        callbacks.append(RichProgressBar(leave=True))
+        class _Bar(RichProgressBar):
+            def _get_train_description(self, current_epoch: int) -> str:
+                return "train (micro-batches)" if accum > 1 else "train (iterations)"
+
+        callbacks.append(_Bar(leave=True))
     logger: Any = False
     try:
         import tensorboard  # noqa: F401
@@ -356,6 +374,7 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
     except ImportError:
         pass
     hw = run["hardware"]
+    _quiet_lightning()
     trainer = L.Trainer(
         accelerator=hw["accelerator"],
         devices=opts.devices,
