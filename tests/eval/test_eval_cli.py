@@ -302,3 +302,40 @@ def test_official_swinir_checkpoint(tmp_path) -> None:
     assert res.exit_code == 2 and "x2 model cannot be evaluated on sr-x4" in " ".join(
         res.output.split()
     )
+
+
+def test_gray_and_jpeg_tasks(tmp_path, tiny_arch, make_tiny_conv) -> None:
+    from resyn.models import save_model
+
+    data = tmp_path / "Gray"
+    for i in range(2):
+        _save(data / f"c{i}.png", _photo(36, 36, i))
+    w = tmp_path / "gray_dn.safetensors"
+    save_model(make_tiny_conv(1, in_chans=1), w, info={"task": "denoise-gray-25"})
+    out = tmp_path / "o"
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "-m",
+            "bicubic",
+            "-m",
+            f"G={w}",
+            "-d",
+            str(data),
+            "-t",
+            "denoise-gray-25",
+            "-o",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rows = _rows(out / "per_image" / "Gray" / "G.csv")
+    assert all(r["psnr"] == r["psnr_y"] for r in rows.values())  # one channel: Y is the image
+    res = runner.invoke(
+        app, ["eval", "-m", "bicubic", "-d", str(data), "-t", "jpeg-q10", "-o", str(out / "j")]
+    )
+    assert res.exit_code == 0, res.output
+    rows = _rows(out / "j" / "per_image" / "Gray" / "jpeg_input.csv")
+    assert all(20 < float(r["psnr"]) < 40 for r in rows.values())
+    assert "PSNR / SSIM" in (out / "j" / "summary.md").read_text()
