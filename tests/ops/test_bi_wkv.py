@@ -47,9 +47,9 @@ def grad_floor(g, v):
     return GRAD_FLOOR * g.abs().max().item() * v.abs().max().item()
 
 
-def check_against_naive(B, T, C, wT, uT, seed, chunk=None):
+def check_against_naive(B, T, C, wT, uT, seed, chunk=None, method="auto"):
     k, v, w, u = make_inputs(B, T, C, wT, uT, seed)
-    y = bi_wkv(k, v, w, u, chunk=chunk)
+    y = bi_wkv(k, v, w, u, chunk=chunk, method=method)
     ref = oracle.naive_bi_wkv(k, v, w, u)
     assert y.dtype == torch.float32 and y.shape == (B, T, C)
     assert rel_err(y, ref) <= TOL
@@ -61,9 +61,29 @@ def check_against_naive(B, T, C, wT, uT, seed, chunk=None):
 
 
 @pytest.mark.parametrize("T", [1, 2, 3, 5, 17, 64, 333])
-@pytest.mark.parametrize("wT,uT", [(0.0, 0.0), (3.0, 1.0), (50.0, 50.0), (-50.0, -50.0)])
-def test_matches_formula(T, wT, uT):
-    check_against_naive(2, T, 4, wT, uT, seed=T)
+@pytest.mark.parametrize(
+    "wT,uT", [(0.0, 0.0), (3.0, 1.0), (50.0, 50.0), (-50.0, -50.0), (50.0, -50.0), (-50.0, 50.0)]
+)
+@pytest.mark.parametrize("method", ["auto", "general"])
+def test_matches_formula(T, wT, uT, method):
+    check_against_naive(2, T, 4, wT, uT, seed=T, method=method)
+
+
+@pytest.mark.parametrize("T", [1, 2, 17, 333])
+@pytest.mark.parametrize("wT,uT", [(20.0, 20.0 * 333), (-20.0, -20.0 * 333), (5.0, 0.5)])
+def test_scaled_path_at_the_edges_of_its_range(T, wT, uT):
+    # |w·T| = 20 and |u| = 20 (u·T = 20·T): the largest inputs the single-scale path accepts.
+    check_against_naive(
+        2, T, 4, wT, min(uT, 20.0 * T) if uT > 0 else max(uT, -20.0 * T), seed=T, method="scaled"
+    )
+
+
+def test_scaled_path_refuses_inputs_outside_its_range():
+    k, v, w, u = make_inputs(1, 10, 2, 50.0, 0.0, seed=0)
+    with pytest.raises(ValueError, match="method='scaled' needs"):
+        bi_wkv(k, v, w * 0 + 5.0, u, method="scaled")
+    with pytest.raises(ValueError, match="method must be one of"):
+        bi_wkv(k, v, w, u, method="fast")
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 7, 64])
@@ -93,10 +113,11 @@ def test_property_random_shapes_and_ranges(B, T, C, wT, uT, seed):
 
 
 @pytest.mark.parametrize("T", [65_536, 262_144])
-def test_long_sequences_at_sampled_positions(T):
+@pytest.mark.parametrize("wT,uT", [(50.0, -50.0), (10.0, 3.0)])  # general path, scaled path
+def test_long_sequences_at_sampled_positions(T, wT, uT):
     """Values and gradients on long sequences, against the formula evaluated at some rows."""
     B, C = 1, 3
-    k, v, w, u = make_inputs(B, T, C, 50.0, -50.0, seed=T)
+    k, v, w, u = make_inputs(B, T, C, wT, uT, seed=T)
     gen = torch.Generator().manual_seed(7)
     rows = torch.cat(
         [torch.tensor([0, 1, T // 2, T - 2, T - 1]), torch.randint(0, T, (7,), generator=gen)]

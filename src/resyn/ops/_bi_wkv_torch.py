@@ -49,10 +49,6 @@ def chunk_length(w: Tensor, T: int, requested: int | None = None) -> int:
     """The scan's chunk length: the whole sequence unless |w| is large (or one is requested)."""
     if requested is not None:
         return max(1, min(int(requested), T))
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        # Graph capture (ONNX export, torch.compile) cannot branch on values: one chunk, which
-        # holds for the model's range (|w|·T = |decay| <= 30).
-        return T
     wmax = float(w.detach().abs().max()) if w.numel() else 0.0
     if not math.isfinite(wmax):
         raise ValueError("bi_wkv: w contains NaN or Inf")
@@ -125,6 +121,9 @@ def scan(logw: Tensor, xs: Tensor, w: Tensor, L: int, reverse: bool) -> tuple[Te
     off = m - sign * (jw - sign * w.to(logw.dtype))
     mant = mant.view(B, n_chunks * L, C, X)[:, :T]
     off = off.reshape(B, n_chunks * L, C)[:, :T]
+    # An empty sum (the first position, or everything before it underflowed) has no scale:
+    # offset −inf, so that 0·e^{offset} can never become 0·inf.
+    off = torch.where((mant == 0).all(dim=-1), -math.inf, off)
     return mant, off
 
 
@@ -238,6 +237,37 @@ def bi_wkv_backward(
     s = s + (af[..., 0] * vg[..., 0] - af[..., 1] * vg[..., 1]) * torch.exp(afo + vgo)
     grad_w = -torch.exp(-w) * s.sum(dim=reduce_dims)
     return grad_k, grad_v, grad_w, grad_u
+
+
+def traceable_forward(k: Tensor, v: Tensor, w: Tensor, u: Tensor) -> Tensor:
+    """The forward pass as a straight-line graph for tracers (ONNX export, torch.compile).
+
+    One chunk (exact while |w|·T <= 30 in float32, the model's range) and ``torch.cumsum``
+    (ONNX ``CumSum``) instead of the blocked matmuls, whose block count depends on T.
+    """
+    T = k.shape[1]
+    jw = torch.arange(T, device=k.device, dtype=k.dtype)[:, None] * w  # (T, C)
+
+    def scan(sign: float) -> tuple[Tensor, Tensor, Tensor]:
+        E = k + sign * jw
+        m = E.amax(dim=1, keepdim=True)
+        P = torch.exp(E - m)
+        pv = P * v
+        if sign > 0:  # exclusive: shift the inclusive sums right by one
+            cs = torch.nn.functional.pad(
+                torch.cumsum(torch.stack([pv, P], -1), 1), (0, 0, 0, 0, 1, 0)
+            )[:, :-1]
+        else:
+            rev = torch.cumsum(torch.stack([pv, P], -1).flip(1), 1).flip(1)
+            cs = torch.nn.functional.pad(rev, (0, 0, 0, 0, 0, 1))[:, 1:]
+        off = m - sign * (jw - sign * w)
+        return cs[..., 0], cs[..., 1], off
+
+    fv, f1, fo = scan(1.0)
+    gv, g1, go = scan(-1.0)
+    fm, gm = torch.stack([fv, f1], -1), torch.stack([gv, g1], -1)
+    sf, sg, sd, _ = _scales(fm, fo, gm, go, u + k)
+    return (fv * sf + gv * sg + v * sd) / (f1 * sf + g1 * sg + sd)
 
 
 class BiWKVFunction(torch.autograd.Function):

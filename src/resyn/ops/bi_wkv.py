@@ -15,7 +15,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from resyn.ops._bi_wkv_torch import BiWKVFunction, chunk_length
+from resyn.ops import _bi_wkv_scaled
+from resyn.ops._bi_wkv_torch import BiWKVFunction, chunk_length, traceable_forward
+
+METHODS = ("auto", "scaled", "general")
 
 _BACKENDS = ("torch",)
 
@@ -37,13 +40,19 @@ def bi_wkv(
     w: Tensor,
     u: Tensor,
     *,
+    method: str = "auto",
     chunk: int | None = None,
 ) -> Tensor:
     """Bi-WKV of ``k``, ``v`` (B, T, C) with per-channel decay ``w`` and bonus ``u`` (C,).
 
-    Returns (B, T, C) in the dtype of ``v``. ``chunk`` forces the scan's chunk length (for tests
-    and benchmarks); by default the whole sequence is one chunk unless |w|·T is very large.
+    Returns (B, T, C) in the dtype of ``v``. ``method``: ``"scaled"`` (one scale per batch and
+    channel; about twice as fast, exact while |w|·T <= 20 and |u| <= 20 in float32, which covers
+    the model), ``"general"`` (per-position offsets and chunking: exact for any input), or
+    ``"auto"`` (scaled where it is exact, general elsewhere). ``chunk`` forces the general
+    path's chunk length (tests, benchmarks).
     """
+    if method not in METHODS:
+        raise ValueError(f"bi_wkv: method must be one of {', '.join(METHODS)}, not {method!r}")
     _validate(k, v, w, u)
     out_dtype = v.dtype
     cdt = _compute_dtype(v)
@@ -51,8 +60,21 @@ def bi_wkv(
     if T == 0 or B == 0 or C == 0 or v.device.type == "meta":
         # meta tensors carry shapes only (FLOP counting, shape inference): nothing to compute
         return torch.empty_like(v)
-    L = chunk_length(w, T, chunk)
-    y = BiWKVFunction.apply(k.to(cdt).contiguous(), v.to(cdt).contiguous(), w.to(cdt), u.to(cdt), L)
+    k, v, w, u = k.to(cdt).contiguous(), v.to(cdt).contiguous(), w.to(cdt), u.to(cdt)
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        # Graph capture (ONNX export, torch.compile): no autograd.Function, no branches on
+        # values or lengths; exact in the model's range (|w|·T <= 30).
+        return traceable_forward(k, v, w, u).to(out_dtype)
+    scaled_fits = method != "general" and chunk is None and _bi_wkv_scaled.fits(w, u, T)
+    if method == "scaled" and not scaled_fits:
+        raise ValueError(
+            "bi_wkv: method='scaled' needs |w|·T <= 20 and |u| <= 20 (float32); "
+            "use method='general' or 'auto'"
+        )
+    if scaled_fits:
+        y = _bi_wkv_scaled.ScaledBiWKVFunction.apply(k, v, w, u)
+    else:
+        y = BiWKVFunction.apply(k, v, w, u, chunk_length(w, T, chunk))
     return y.to(out_dtype)
 
 

@@ -9,11 +9,8 @@ is rejected (use ``dynamic=False`` for a fixed-size model).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,50 +45,6 @@ class ExportReport:
         )
 
 
-@contextlib.contextmanager
-def _traceable_bi_wkv() -> Iterator[None]:
-    """Make RWKV-IR's Bi-WKV traceable for the duration of an export.
-
-    Two parts of ``resyn.ops`` do not survive the TorchScript tracer:
-
-    1. ``BiWKVFunction.apply``: the ``torch.autograd.Function`` that carries Bi-WKV's
-       hand-written backward cannot be recorded (``RuntimeError: unordered_map::at``). Export
-       needs no gradients, so the plain forward ``bi_wkv_forward`` is called instead.
-    2. ``exclusive_cumsum`` computes cumulative sums as 64-position triangular matmuls with
-       Python branches on the sequence length (block count, padding): the trace bakes the
-       exporting size's T = H*W into Reshape nodes, so other sizes fail in ONNX Runtime. During
-       export it is replaced by ``cumsum(P) - P`` (ONNX ``CumSum``), exact up to rounding.
-    """
-    ops = sys.modules.get("resyn.ops.bi_wkv")
-    core = sys.modules.get("resyn.ops._bi_wkv_torch")
-    if ops is None or core is None or not hasattr(ops, "BiWKVFunction"):
-        yield
-        return
-    forward = getattr(core, "bi_wkv_forward", None)
-    saved = {"fn": ops.BiWKVFunction, "cumsum": getattr(core, "exclusive_cumsum", None)}
-
-    class _ForwardOnly:
-        @staticmethod
-        def apply(k, v, w, u, chunk):  # the signature of BiWKVFunction.apply
-            return forward(k, v, w, u, chunk)[0]
-
-    def _exclusive_cumsum(P: torch.Tensor, reverse: bool) -> torch.Tensor:
-        if reverse:
-            return torch.flip(torch.cumsum(torch.flip(P, [1]), dim=1), [1]) - P
-        return torch.cumsum(P, dim=1) - P
-
-    if forward is not None:
-        ops.BiWKVFunction = _ForwardOnly
-    if saved["cumsum"] is not None:
-        core.exclusive_cumsum = _exclusive_cumsum
-    try:
-        yield
-    finally:
-        ops.BiWKVFunction = saved["fn"]
-        if saved["cumsum"] is not None:
-            core.exclusive_cumsum = saved["cumsum"]
-
-
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -123,7 +76,7 @@ def export_onnx(
     target = Path(path)
     with atomic_path(target) as tmp:
         try:
-            with warnings.catch_warnings(), _traceable_bi_wkv():
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
                     model,
