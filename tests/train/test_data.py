@@ -110,3 +110,20 @@ def test_val_accepts_lr_named_like_hr(sr_data):
     images = load_val(find_pairs(val, task), task)
     assert [im.lq.shape for im in images] == [(1, 3, 12, 14)] * 2
     assert images[0].gt.shape == (24, 28, 3) and images[0].baseline.shape == (24, 28, 3)
+
+
+def test_training_prefers_sub_images(sr_data):
+    from resyn.degrade import imresize
+
+    train, _ = sr_data
+    task = parse_task("sr-x2")
+    hr = np.asarray(Image.open(train / "HR" / "t0.png"))
+    (train / "HR_sub").mkdir()
+    (train / "LR_bicubic_sub" / "X2").mkdir(parents=True)
+    Image.fromarray(hr[:16, :16]).save(train / "HR_sub" / "t0_s001.png")
+    Image.fromarray(imresize(hr[:16, :16], 0.5)).save(
+        train / "LR_bicubic_sub" / "X2" / "t0_s001.png"
+    )
+    pairs = find_pairs(train, task, prefer_sub=True)
+    assert [(p.name, p.lr.name) for p in pairs] == [("t0_s001", "t0_s001.png")]
+    assert len(find_pairs(train, task)) == 4  # validation reads the full images

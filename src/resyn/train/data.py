@@ -39,23 +39,28 @@ class Pair:
     lr: Path | None
 
 
-def _hr_dir(root: Path) -> Path:
-    return root / "HR" if (root / "HR").is_dir() else root
+def find_pairs(
+    root: str | Path, task: Any, *, what: str = "data", prefer_sub: bool = False
+) -> list[Pair]:
+    """HR images of ``root`` and, for SR, their LR files when ``root/LR_bicubic/X{s}`` exists.
 
-
-def find_pairs(root: str | Path, task: Any, *, what: str = "data") -> list[Pair]:
-    """HR images of ``root`` and, for SR, their LR files when ``root/LR_bicubic/X{s}`` exists."""
+    With ``prefer_sub`` (training) and a ``root/HR_sub`` folder (``resyn dataset build --crop``),
+    the sub-image crops and ``LR_bicubic_sub/X{s}`` are used instead, as BasicSR trains.
+    """
     from resyn.io import find_images
 
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{what} folder does not exist: {root}")
-    hr_dir = _hr_dir(root)
+    sub = prefer_sub and (root / "HR_sub").is_dir()
+    hr_dir = root / ("HR_sub" if sub else "HR")
+    if not hr_dir.is_dir():
+        hr_dir = root
     skip = {"LR_bicubic", "LR_bicubic_sub", "HR_sub", ".resyn_state"}
     hrs = [p for p in find_images([hr_dir]) if not (set(p.relative_to(hr_dir).parts[:-1]) & skip)]
     if not hrs:
         raise DataError(f"{what} folder {hr_dir} contains no images")
-    lr_dir = root / "LR_bicubic" / f"X{task.scale}"
+    lr_dir = root / ("LR_bicubic_sub" if sub else "LR_bicubic") / f"X{task.scale}"
     if task.kind != "sr" or not lr_dir.is_dir():
         return [Pair(p.stem, p, None) for p in hrs]
     pairs = []

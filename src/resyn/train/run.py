@@ -172,7 +172,7 @@ def prepare(opts: TrainOptions) -> Prepared:
     config = load_config(opts.preset, overrides, opts.budget)
     task = parse_task(config.task)
 
-    train_pairs = find_pairs(opts.train, task, what="--train")
+    train_pairs = find_pairs(opts.train, task, what="--train", prefer_sub=True)
     check_pairs(train_pairs, task.scale, min_hr=config.patch, what="--train")
     val_pairs = find_pairs(opts.val, task, what="--val")
     check_pairs(val_pairs, task.scale, what="--val")
