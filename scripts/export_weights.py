@@ -1,0 +1,182 @@
+"""Export trained runs to the shipped weights, with a model card measured on the held-out set.
+
+For each task (a run folder ``runs/weights/<task>`` written by scripts/train_shipped_weights.sh):
+
+1. take the final ``model.safetensors`` if the run finished, else ``checkpoints/last.ckpt``
+   (loaded with ``torch.load(weights_only=True)``; the EMA weights when the run kept them);
+2. write ``src/resyn/weights/<task>.safetensors`` (``save_model`` with the run's facts in
+   ``info``);
+3. evaluate it and the baseline (MATLAB bicubic for SR, the noisy input for denoising) with
+   ``resyn eval`` on data/test/ReSynDemo (photos the model never saw);
+4. write the model card ``src/resyn/weights/<task>.md`` and the index README.md.
+
+    .venv/bin/python scripts/export_weights.py sr-x2 sr-x4 denoise-25
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from resyn.degrade import parse_task  # noqa: E402
+from resyn.io.atomic import atomic_write_text  # noqa: E402
+from resyn.models import build_model, save_model  # noqa: E402
+from resyn.models.weights import load_model  # noqa: E402
+
+WEIGHTS = ROOT / "src" / "resyn" / "weights"
+TEST_SET = ROOT / "data" / "test" / "ReSynDemo"
+TARGETS = {
+    "sr-x2": "+1.5 dB PSNR-Y over bicubic",
+    "sr-x4": "+0.8 dB PSNR-Y over bicubic",
+    "denoise-25": ">= 29 dB PSNR (RGB)",
+}
+
+
+def load_run(run: Path) -> tuple[torch.nn.Module, dict, int, str]:
+    meta = json.loads((run / "run.json").read_text())
+    task = parse_task(meta["config"]["task"])
+    final = run / "model.safetensors"
+    if final.is_file():
+        model = load_model(final)
+        step = int(meta["config"]["iterations"])
+        return model, meta, step, "final weights (run finished)"
+    ckpt_path = run / "checkpoints" / "last.ckpt"
+    if not ckpt_path.is_file():
+        raise SystemExit(f"{run}: no model.safetensors and no checkpoints/last.ckpt yet")
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    state = ckpt["state_dict"]
+    prefix = "ema." if any(k.startswith("ema.") for k in state) else "model."
+    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    scale = task.scale if task.kind == "sr" else 1
+    model = build_model(
+        meta["model"]["name"],
+        scale=scale,
+        in_channels=1 if task.gray else 3,
+        **meta["model"].get("args", {}),
+    )
+    model.load_state_dict(weights)
+    step = int(ckpt.get("global_step", 0))
+    return model.eval(), meta, step, f"checkpoint at iteration {step} (run not finished)"
+
+
+def wall_time(run: Path, step: int) -> float:
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    times = [float(r["wall_time"]) for r in rows if r["wall_time"] and int(r["step"]) <= step]
+    return max(times) if times else 0.0
+
+
+def evaluate(weights: Path, task: str) -> dict[str, dict[str, str]]:
+    """Mean PSNR/SSIM (RGB and Y) of the baseline and the weights on the held-out set."""
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline = "Bicubic=bicubic" if task.startswith("sr-") else "Noisy input=input"
+        cmd = [
+            str(ROOT / ".venv" / "bin" / "resyn"),
+            "eval",
+            "--model",
+            baseline,
+            "--model",
+            f"RWKV-IR light ({task})={weights}",
+            "--data",
+            f"ReSynDemo={TEST_SET}",
+            "--task",
+            task,
+            "-o",
+            tmp,
+        ]
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        rows = list(csv.DictReader((Path(tmp) / "summary.csv").open()))
+    return {r["model"]: {k: r[k] for k in ("psnr", "ssim", "psnr_y", "ssim_y", "n")} for r in rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("tasks", nargs="+")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "weights")
+    args = parser.parse_args()
+    WEIGHTS.mkdir(parents=True, exist_ok=True)
+    for task_name in args.tasks:
+        run = args.runs / task_name
+        model, meta, step, source = load_run(run)
+        seconds = wall_time(run, step)
+        cfg = meta["config"]
+        info = {
+            "task": task_name,
+            "preset": meta["preset"],
+            "iterations": step,
+            "wall_time_s": round(seconds, 1),
+            "hardware": meta["hardware"],
+            "batch": meta["batch"],
+            "patch": cfg["patch"],
+            "lr": cfg["optim"]["lr"],
+            "training_set": "runs/resyn-train: resyn dataset build of data/train (see model card)",
+            "source": source,
+        }
+        target = save_model(model, WEIGHTS / f"{task_name}.safetensors", info=info)
+        results = evaluate(target, task_name)
+        card = model_card(task_name, meta, info, results, target)
+        atomic_write_text(WEIGHTS / f"{task_name}.md", card)
+        print(card)
+    write_index()
+
+
+def model_card(task: str, meta: dict, info: dict, results: dict, path: Path) -> str:
+    cfg = meta["config"]
+    lines = [
+        f"# `{task}`: RWKV-IR ({meta['model']['name']}, {meta['model']['parameters']:,} parameters)",
+        "",
+        f"- file: `{path.name}` ({path.stat().st_size / 1e6:.1f} MB, safetensors with its config)",
+        f"- weights: {info['source']}",
+        f"- training: `resyn train {meta['preset']}` with `--set batch={cfg['batch']} "
+        f"--set patch={cfg['patch']} --set optim.lr={cfg['optim']['lr']}`, "
+        f"{info['iterations']:,} of {cfg['iterations']:,} iterations, L-{cfg['loss']['type']} loss; "
+        "the standard's total batch (64 light SR, 16 denoising) and patch are reduced for a CPU",
+        f"- wall time: {info['wall_time_s'] / 3600:.2f} h of training on {meta['hardware'].get('device')} "
+        f"(CPU, {meta['hardware'].get('cpu_threads')} thread(s), shared with other jobs)",
+        f"- data: {meta['data']['train_images']} training images (`resyn dataset build` of the bundled "
+        "pools data/train/real and data/train/synthetic, complexity centre 12.6 = the pool's "
+        "median, so both halves survive balancing); held-out evaluation on "
+        f"data/test/ReSynDemo ({meta['data']['val_images']} photos, none of them or their source "
+        "files in training)",
+        f"- target (issue 7): {TARGETS.get(task, '-')}",
+        "",
+        "| ReSynDemo (held-out) | PSNR | SSIM | PSNR-Y | SSIM-Y | images |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in sorted(results.items()):
+        vals = [f"{float(r[k]):.4f}" for k in ("psnr", "ssim", "psnr_y", "ssim_y")]
+        lines.append(f"| {name} | {' | '.join(vals)} | {r['n']} |")
+    lines += [
+        "",
+        "Measured by `scripts/export_weights.py` (`resyn eval`, BasicSR conventions: "
+        "uint8 outputs, float64 metrics, crop border = scale for SR).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_index() -> None:
+    cards = sorted(WEIGHTS.glob("*.md"))
+    body = [
+        "# Shipped weights",
+        "",
+        "RWKV-IR light models trained on a CPU with `resyn train` "
+        "(`scripts/train_shipped_weights.sh`), exported with `scripts/export_weights.py`. "
+        "`resyn restore --task TASK` uses `TASK.safetensors` from this folder.",
+        "",
+    ]
+    body += [f"- [{c.stem}]({c.name})" for c in cards if c.name != "README.md"]
+    atomic_write_text(WEIGHTS / "README.md", "\n".join(body) + "\n")
+
+
+if __name__ == "__main__":
+    main()
