@@ -8,7 +8,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 python="${PYTHON:-python3}"
 torch_req="${RESYN_TORCH:-torch==2.13.0}"
-extras="${RESYN_EXTRAS:-dev}"
+extras="${RESYN_EXTRAS:-dev,demo}"
 
 if [ ! -x .venv/bin/python ]; then
     echo "[resyn] creating .venv with $($python --version)" >&2
