@@ -399,7 +399,7 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / RUN_FILE, json.dumps(run, indent=2) + "\n")
     torch.manual_seed(cfg.seed)
-    trainer.fit(module, ckpt_path=str(prep.ckpt) if prep.ckpt else None, weights_only=False)
+    trainer.fit(module, ckpt_path=str(prep.ckpt) if prep.ckpt else None, weights_only=True)
 
     if trainer.is_global_zero:
         final = {
