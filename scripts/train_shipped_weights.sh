@@ -33,7 +33,7 @@ for task in ${tasks[@]}; do
     case $task in
         sr-x2) run sr-x2 light-sr-x2-50k rwkvir-light --set patch=96 & ;;
         sr-x4) run sr-x4 light-sr-x4-50k rwkvir-light --set patch=192 & ;;
-        denoise-25) run denoise-25 denoise-color-s25 rwkvir-restore --set patch=64 & ;;
+        denoise-25) run denoise-25 denoise-color-s25 rwkvir-restore --set patch=48 & ;;
         *) echo "unknown task $task" >&2; exit 2 ;;
     esac
 done

@@ -92,7 +92,9 @@ def build_from_config(arch: str, config: Any) -> nn.Module:
     return architecture_class(arch)(config)
 
 
-def build_model(name: str, scale: int | None = None, in_channels: int = 3, **overrides: Any) -> nn.Module:
+def build_model(
+    name: str, scale: int | None = None, in_channels: int = 3, **overrides: Any
+) -> nn.Module:
     """Build a preset: ``build_model("rwkvir-light", scale=4)``.
 
     ``scale`` defaults to the preset's default (1 for restoration presets); ``in_channels`` is 1
@@ -102,9 +104,7 @@ def build_model(name: str, scale: int | None = None, in_channels: int = 3, **ove
     if scale is None:
         scale = preset.default_scale
     if scale not in preset.scales:
-        raise ValueError(
-            f"{name} supports scale {', '.join(map(str, preset.scales))}, not {scale}"
-        )
+        raise ValueError(f"{name} supports scale {', '.join(map(str, preset.scales))}, not {scale}")
     if in_channels not in (1, 3):
         raise ValueError(f"in_channels must be 1 (gray) or 3 (color), not {in_channels}")
     values = dict(preset.params)

@@ -117,9 +117,7 @@ def load_model(
     from safetensors.torch import load_file
 
     state = load_file(str(path), device="cpu")
-    result = model.load_state_dict(state, strict=strict)
-    if strict is False and (result.missing_keys or result.unexpected_keys):
-        pass
+    model.load_state_dict(state, strict=strict)
     if meta.get("preset"):
         model.preset_name = meta["preset"]  # type: ignore[attr-defined]
     model.weights_info = meta["info"]  # type: ignore[attr-defined]
