@@ -179,3 +179,15 @@ def test_load_rejects_foreign_and_broken_files(tmp_path):
         load_model(broken)
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_global_skip_starts_at_the_interpolated_input(mode):
+    model = tiny(scale=3, global_skip=mode)
+    x = torch.rand(1, 3, 5, 4)
+    want = torch.nn.functional.interpolate(x, scale_factor=3, mode=mode, align_corners=False)
+    assert torch.allclose(model(x), want, atol=1e-6)
+    with pytest.raises(ValueError, match="global_skip must be"):
+        tiny(global_skip="nearest-exact")
+    with pytest.raises(ValueError, match="already adds the input"):
+        tiny("rwkvir-restore", scale=1, global_skip="bilinear")

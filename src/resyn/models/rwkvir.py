@@ -33,6 +33,9 @@ class RWKVIRConfig:
     shift_norm: str = "batch"  # paper: BatchNorm; pre-release code: instance
     shift_residual: bool = False  # pre-release code: True
     key_norm: bool = True  # LayerNorm on the WKV output, as in Vision-RWKV
+    # Not in the paper: add an interpolated copy of the input to the SR head's output
+    # ("none" | "bilinear" | "bicubic"); the head then starts at zero and learns the residual.
+    global_skip: str = "none"
 
     def __post_init__(self) -> None:
         if self.upsampler not in UPSAMPLERS:
@@ -55,6 +58,14 @@ class RWKVIRConfig:
             )
         if self.hidden_rate <= 0:
             raise ValueError(f"hidden_rate must be positive, not {self.hidden_rate}")
+        if self.global_skip not in ("none", "bilinear", "bicubic"):
+            raise ValueError(
+                f"global_skip must be 'none', 'bilinear' or 'bicubic', not {self.global_skip!r}"
+            )
+        if self.global_skip != "none" and self.upsampler == "residual":
+            raise ValueError(
+                "global_skip is for SR heads; the 'residual' head already adds the input"
+            )
 
 
 class RWKVIR(nn.Module):
@@ -99,6 +110,10 @@ class RWKVIR(nn.Module):
         self.conv_after_body = nn.Conv2d(dim, dim, 3, padding=1)
         # 3. reconstruction
         self.head = _make_head(config)
+        if config.global_skip != "none":
+            last = [m for m in self.head.modules() if isinstance(m, nn.Conv2d)][-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward_features(self, x: Tensor) -> Tensor:
         hw = (x.shape[-2], x.shape[-1])
@@ -118,6 +133,14 @@ class RWKVIR(nn.Module):
         deep = self.conv_after_body(self.forward_features(shallow)) + shallow
         if self.config.upsampler == "residual":
             out = x + self.head(deep)
+        elif self.config.global_skip != "none":
+            skip = nn.functional.interpolate(
+                x,
+                scale_factor=self.config.upscale,
+                mode=self.config.global_skip,
+                align_corners=False,
+            )
+            out = self.head(deep) + skip
         else:
             out = self.head(deep)
         return out / self.config.img_range + mean
