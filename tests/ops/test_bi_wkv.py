@@ -204,3 +204,16 @@ def test_cuda_matches_formula():
     k, v, w, u = make_inputs(2, 300, 4, 50.0, -50.0, seed=11)
     y = bi_wkv(*(x.detach().cuda() for x in (k, v, w, u)))
     assert rel_err(y.cpu(), oracle.naive_bi_wkv(k, v, w, u)) <= TOL
+
+
+def test_scaled_forward_only_beyond_its_training_length():
+    # Without gradients the single-scale path is exact at any length (inference on big images);
+    # with gradients it stops at 2^18 tokens, where its ∂L/∂w products could overflow float32.
+    T = 300_000
+    k, v, w, u = (x.detach() for x in make_inputs(1, T, 2, 15.0, 2.0, seed=9))
+    with torch.no_grad():
+        y = bi_wkv(k, v, w, u, method="scaled")
+    rows = torch.tensor([0, 1, 77_777, T // 2, T - 1])
+    assert rel_err(y[:, rows], oracle.naive_bi_wkv_rows(k, v, w, u, rows)) <= TOL
+    with pytest.raises(ValueError, match="method='scaled' needs"):
+        bi_wkv(k.requires_grad_(), v, w, u, method="scaled")

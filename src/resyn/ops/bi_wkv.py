@@ -65,11 +65,14 @@ def bi_wkv(
         # Graph capture (ONNX export, torch.compile): no autograd.Function, no branches on
         # values or lengths; exact in the model's range (|w|·T <= 30).
         return traceable_forward(k, v, w, u).to(out_dtype)
-    scaled_fits = method != "general" and chunk is None and _bi_wkv_scaled.fits(w, u, T)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (k, v, w, u))
+    scaled_fits = (
+        method != "general" and chunk is None and _bi_wkv_scaled.fits(w, u, T, backward=needs_grad)
+    )
     if method == "scaled" and not scaled_fits:
         raise ValueError(
-            "bi_wkv: method='scaled' needs |w|·T <= 20 and |u| <= 20 (float32); "
-            "use method='general' or 'auto'"
+            "bi_wkv: method='scaled' needs |w|·T <= 20 and |u| <= 20 (float32) and, with "
+            "gradients, T <= 2^18; use method='general' or 'auto'"
         )
     if scaled_fits:
         y = _bi_wkv_scaled.ScaledBiWKVFunction.apply(k, v, w, u)
