@@ -74,6 +74,12 @@ def test_training_step_gives_finite_gradients_to_every_parameter():
     assert wkv.decay_h.grad.abs().sum() > 0 and wkv.first_v.grad.abs().sum() > 0
 
 
+def _grid_transpose(x, h, w):
+    """Channels-first (B, C, h·w) row-major -> column-major."""
+    B, C, _ = x.shape
+    return x.view(B, C, h, w).transpose(2, 3).reshape(B, C, h * w)
+
+
 def test_vertical_branch_is_horizontal_branch_on_the_transposed_image():
     torch.manual_seed(1)
     H, W, C = 4, 6, 5
@@ -81,17 +87,14 @@ def test_vertical_branch_is_horizontal_branch_on_the_transposed_image():
     with torch.no_grad():
         cross.decay_v.copy_(torch.randn(C))
         cross.first_v.copy_(torch.randn(C))
-    k, v = torch.randn(2, H * W, C), torch.randn(2, H * W, C)
-
-    def transpose(x, h, w):
-        return x.view(2, h, w, C).transpose(1, 2).reshape(2, h * w, C)
+    k, v = torch.randn(2, C, H * W), torch.randn(2, C, H * W)  # channels-first tokens
 
     vertical = cross.branch(k, v, (H, W), vertical=True)
     T = H * W
-    on_transposed = bi_wkv(
-        transpose(k, H, W), transpose(v, H, W), cross.decay_v / T, cross.first_v / T
-    )
-    assert torch.allclose(vertical, transpose(on_transposed, W, H), atol=1e-6)
+    # the literal definition, in the public (B, T, C) layout of bi_wkv
+    kt, vt = _grid_transpose(k, H, W).transpose(1, 2), _grid_transpose(v, H, W).transpose(1, 2)
+    on_transposed = bi_wkv(kt, vt, cross.decay_v / T, cross.first_v / T).transpose(1, 2)
+    assert torch.allclose(vertical, _grid_transpose(on_transposed, W, H), atol=1e-6)
     both = cross(k, v, (H, W))
     assert torch.allclose(both, cross.branch(k, v, (H, W), False) + vertical, atol=1e-6)
 
@@ -99,13 +102,9 @@ def test_vertical_branch_is_horizontal_branch_on_the_transposed_image():
 def test_cross_bi_wkv_is_transpose_symmetric_when_branches_share_parameters():
     H, W, C = 3, 5, 4
     cross = CrossBiWKV(C)  # both branches start from the same fancy init
-    k, v = torch.randn(1, H * W, C), torch.randn(1, H * W, C)
-
-    def transpose(x, h, w):
-        return x.view(1, h, w, C).transpose(1, 2).reshape(1, h * w, C)
-
-    out_t = cross(transpose(k, H, W), transpose(v, H, W), (W, H))
-    assert torch.allclose(transpose(out_t, W, H), cross(k, v, (H, W)), atol=1e-6)
+    k, v = torch.randn(1, C, H * W), torch.randn(1, C, H * W)
+    out_t = cross(_grid_transpose(k, H, W), _grid_transpose(v, H, W), (W, H))
+    assert torch.allclose(_grid_transpose(out_t, W, H), cross(k, v, (H, W)), atol=1e-6)
 
 
 def test_fancy_init_values():

@@ -217,3 +217,17 @@ def test_scaled_forward_only_beyond_its_training_length():
     assert rel_err(y[:, rows], oracle.naive_bi_wkv_rows(k, v, w, u, rows)) <= TOL
     with pytest.raises(ValueError, match="method='scaled' needs"):
         bi_wkv(k.requires_grad_(), v, w, u, method="scaled")
+
+
+@pytest.mark.parametrize("wT,uT", [(5.0, 1.0), (50.0, -50.0)])  # scaled path, general path
+def test_channels_first_layout_is_the_same_operator(wT, uT):
+    k, v, w, u = make_inputs(2, 37, 3, wT, uT, seed=4)
+    y = bi_wkv(k, v, w, u)
+    y_cf = bi_wkv(k.transpose(1, 2), v.transpose(1, 2), w, u, channels_first=True)
+    assert y_cf.shape == (2, 3, 37)
+    assert torch.allclose(y_cf.transpose(1, 2), y, atol=1e-6)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y_cf, (k, v, w, u), g.transpose(1, 2))
+    want = torch.autograd.grad(y, (k, v, w, u), g)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-5)

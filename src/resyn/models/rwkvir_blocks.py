@@ -96,36 +96,34 @@ class CrossBiWKV(nn.Module):
         self.first_v = nn.Parameter(first.clone())
 
     def forward(self, k: Tensor, v: Tensor, hw: tuple[int, int]) -> Tensor:
-        _, T, C = k.shape
+        """k, v channels-first (B, C, T) with T = H·W row-major; returns (B, C, T)."""
+        _, C, T = k.shape
         H, W = hw
         # One bi_wkv call for both scans: the vertical branch's channels go after the
         # horizontal ones, in column-major token order.
-        k2 = torch.cat([k, _transpose_tokens(k, H, W)], dim=-1)
-        v2 = torch.cat([v, _transpose_tokens(v, H, W)], dim=-1)
+        k2 = torch.cat([k, _transpose_grid(k, H, W)], dim=1)
+        v2 = torch.cat([v, _transpose_grid(v, H, W)], dim=1)
         w = torch.cat([self.decay_h, self.decay_v]) / T
         u = torch.cat([self.first_h, self.first_v]) / T
-        y = bi_wkv(k2, v2, w.to(k.dtype), u.to(k.dtype))
-        return y[..., :C] + _transpose_tokens(y[..., C:], W, H)
+        y = bi_wkv(k2, v2, w.to(k.dtype), u.to(k.dtype), channels_first=True)
+        return y[:, :C] + _transpose_grid(y[:, C:], W, H)
 
     def branch(self, k: Tensor, v: Tensor, hw: tuple[int, int], vertical: bool) -> Tensor:
-        """One branch alone (for analysis and tests)."""
-        T = k.shape[1]
-        if vertical:
-            H, W = hw
-            y = bi_wkv(
-                _transpose_tokens(k, H, W),
-                _transpose_tokens(v, H, W),
-                (self.decay_v / T).to(k.dtype),
-                (self.first_v / T).to(k.dtype),
-            )
-            return _transpose_tokens(y, W, H)
-        return bi_wkv(k, v, (self.decay_h / T).to(k.dtype), (self.first_h / T).to(k.dtype))
+        """One branch alone, channels-first like ``forward`` (for analysis and tests)."""
+        T = k.shape[-1]
+        decay, first = (self.decay_v, self.first_v) if vertical else (self.decay_h, self.first_h)
+        w, u = (decay / T).to(k.dtype), (first / T).to(k.dtype)
+        if not vertical:
+            return bi_wkv(k, v, w, u, channels_first=True)
+        H, W = hw
+        y = bi_wkv(_transpose_grid(k, H, W), _transpose_grid(v, H, W), w, u, channels_first=True)
+        return _transpose_grid(y, W, H)
 
 
-def _transpose_tokens(x: Tensor, H: int, W: int) -> Tensor:
-    """Row-major tokens of an H x W grid -> column-major (the row-major tokens of W x H)."""
-    B, T, C = x.shape
-    return x.view(B, H, W, C).transpose(1, 2).reshape(B, T, C)
+def _transpose_grid(x: Tensor, H: int, W: int) -> Tensor:
+    """(B, C, H·W) row-major over an H x W grid -> column-major (row-major over W x H)."""
+    B, C, T = x.shape
+    return x.view(B, C, H, W).transpose(2, 3).reshape(B, C, T)
 
 
 class SpatialMix(nn.Module):
@@ -151,12 +149,16 @@ class SpatialMix(nn.Module):
         self.key_norm = nn.LayerNorm(dim) if key_norm else None
 
     def forward(self, x: Tensor, hw: tuple[int, int]) -> Tensor:  # x: (B, T, C)
-        xs = to_tokens(self.shift(to_image(x, hw)))
-        k, v, r = self.key(xs), self.value(xs), self.receptance(xs)
-        y = self.wkv(k, v, hw)
+        # Channels-first from the DC-Shift to the WKV: the scans run along contiguous rows and no
+        # token-layout copies are made; r, k, v are the same linear maps (weights of nn.Linear).
+        xs = self.shift(to_image(x, hw)).flatten(2)  # (B, C, T)
+        k = torch.matmul(self.key.weight, xs)
+        v = torch.matmul(self.value.weight, xs)
+        r = torch.matmul(self.receptance.weight, xs)
+        y = self.wkv(k, v, hw).transpose(1, 2)  # (B, T, C)
         if self.key_norm is not None:
             y = self.key_norm(y)
-        return self.output(torch.sigmoid(r) * y)
+        return self.output(torch.sigmoid(r).transpose(1, 2) * y)
 
 
 class ChannelMix(nn.Module):

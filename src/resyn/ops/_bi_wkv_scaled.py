@@ -143,18 +143,15 @@ def backward(
 
 
 class ScaledBiWKVFunction(torch.autograd.Function):
-    """Takes and returns (B, T, C); works channels-first inside."""
+    """Channels-first: takes contiguous (B, C, T) k and v, returns (B, C, T)."""
 
     @staticmethod
     def forward(ctx, k: Tensor, v: Tensor, w: Tensor, u: Tensor) -> Tensor:  # type: ignore[override]
-        kc = k.transpose(1, 2).contiguous()
-        vc = v.transpose(1, 2).contiguous()
-        y, den = forward(kc, vc, w, u)
-        ctx.save_for_backward(kc, vc, w, u, y, den)
-        return y.transpose(1, 2)
+        y, den = forward(k, v, w, u)
+        ctx.save_for_backward(k, v, w, u, y, den)
+        return y
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        kc, vc, w, u, y, den = ctx.saved_tensors
-        gk, gv, gw, gu = backward(kc, vc, w, u, y, den, grad.transpose(1, 2).contiguous())
-        return gk.transpose(1, 2), gv.transpose(1, 2), gw, gu
+        k, v, w, u, y, den = ctx.saved_tensors
+        return backward(k, v, w, u, y, den, grad.contiguous())

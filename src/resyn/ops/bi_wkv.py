@@ -42,6 +42,7 @@ def bi_wkv(
     *,
     method: str = "auto",
     chunk: int | None = None,
+    channels_first: bool = False,
 ) -> Tensor:
     """Bi-WKV of ``k``, ``v`` (B, T, C) with per-channel decay ``w`` and bonus ``u`` (C,).
 
@@ -49,35 +50,51 @@ def bi_wkv(
     channel; about twice as fast, exact while |w|·T <= 20 and |u| <= 20 in float32, which covers
     the model), ``"general"`` (per-position offsets and chunking: exact for any input), or
     ``"auto"`` (scaled where it is exact, general elsewhere). ``chunk`` forces the general
-    path's chunk length (tests, benchmarks).
+    path's chunk length (tests, benchmarks). ``channels_first=True`` takes and returns
+    (B, C, T) instead, the layout the scaled path works in (no transposes).
     """
     if method not in METHODS:
         raise ValueError(f"bi_wkv: method must be one of {', '.join(METHODS)}, not {method!r}")
-    _validate(k, v, w, u)
+    if channels_first:
+        _validate(k.transpose(-1, -2), v.transpose(-1, -2), w, u)
+    else:
+        _validate(k, v, w, u)
     out_dtype = v.dtype
     cdt = _compute_dtype(v)
-    B, T, C = v.shape
-    if T == 0 or B == 0 or C == 0 or v.device.type == "meta":
+    T = v.shape[-1] if channels_first else v.shape[1]
+    if v.numel() == 0 or v.device.type == "meta":
         # meta tensors carry shapes only (FLOP counting, shape inference): nothing to compute
         return torch.empty_like(v)
-    k, v, w, u = k.to(cdt).contiguous(), v.to(cdt).contiguous(), w.to(cdt), u.to(cdt)
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        # Graph capture (ONNX export, torch.compile): no autograd.Function, no branches on
-        # values or lengths; exact in the model's range (|w|·T <= 30).
-        return traceable_forward(k, v, w, u).to(out_dtype)
+    k, v, w, u = k.to(cdt), v.to(cdt), w.to(cdt), u.to(cdt)
+    tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (k, v, w, u))
-    scaled_fits = (
-        method != "general" and chunk is None and _bi_wkv_scaled.fits(w, u, T, backward=needs_grad)
+    scaled = (
+        not tracing
+        and method != "general"
+        and chunk is None
+        and _bi_wkv_scaled.fits(w, u, T, backward=needs_grad)
     )
-    if method == "scaled" and not scaled_fits:
+    if method == "scaled" and not scaled and not tracing:
         raise ValueError(
             "bi_wkv: method='scaled' needs |w|·T <= 20 and |u| <= 20 (float32) and, with "
             "gradients, T <= 2^18; use method='general' or 'auto'"
         )
-    if scaled_fits:
-        y = _bi_wkv_scaled.ScaledBiWKVFunction.apply(k, v, w, u)
+    if scaled:
+        kc = k if channels_first else k.transpose(1, 2)
+        vc = v if channels_first else v.transpose(1, 2)
+        y = _bi_wkv_scaled.ScaledBiWKVFunction.apply(kc.contiguous(), vc.contiguous(), w, u)
+        y = y if channels_first else y.transpose(1, 2)
+        return y.to(out_dtype)
+    kt = k.transpose(1, 2) if channels_first else k
+    vt = v.transpose(1, 2) if channels_first else v
+    kt, vt = kt.contiguous(), vt.contiguous()
+    if tracing:
+        # Graph capture (ONNX export, torch.compile): no autograd.Function, no branches on
+        # values or lengths; exact in the model's range (|w|·T <= 30).
+        y = traceable_forward(kt, vt, w, u)
     else:
-        y = BiWKVFunction.apply(k, v, w, u, chunk_length(w, T, chunk))
+        y = BiWKVFunction.apply(kt, vt, w, u, chunk_length(w, T, chunk))
+    y = y.transpose(1, 2) if channels_first else y
     return y.to(out_dtype)
 
 
