@@ -117,29 +117,57 @@ def forward(k: Tensor, v: Tensor, w: Tensor, u: Tensor) -> tuple[Tensor, Tensor]
     return num.div_(den), den
 
 
+def _weighted_four(P: Tensor, factor: Tensor, v: Tensor, a: Tensor, ay: Tensor) -> Tensor:
+    """[P·f·v, P·f, f·a, f·ay] (f the position factor) as one (4, B, C, T) buffer."""
+    buf = torch.empty((4, *P.shape), dtype=P.dtype, device=P.device)
+    torch.mul(P, factor, out=buf[1])
+    torch.mul(buf[1], v, out=buf[0])
+    torch.mul(a, factor, out=buf[2])
+    torch.mul(ay, factor, out=buf[3])
+    return buf
+
+
 def backward(
     k: Tensor, v: Tensor, w: Tensor, u: Tensor, y: Tensor, den: Tensor, grad: Tensor
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Gradients, written with in-place updates of its own buffers (fresh full-size arrays cost
+    page faults and cache misses once T·C outgrows the caches)."""
     T = k.shape[-1]
-    P = torch.exp(k - k.amax(dim=-1, keepdim=True))
+    P = (k - k.amax(dim=-1, keepdim=True)).exp_()
     ef, eb = _position_factors(w, T, k.dtype)
-    pf, pb = P * ef, P * eb
     a = grad / den  # α·e^{m}
     ay = a * y
     # [F v, F 1, F α, F αy] forward and the same reversed, one scan each way.
-    f = exclusive_cumsum_last(torch.stack([pf * v, pf, ef * a, ef * ay]), reverse=False)
-    g = exclusive_cumsum_last(torch.stack([pb * v, pb, eb * a, eb * ay]), reverse=True)
-    ew, eu = torch.exp(w)[:, None], torch.exp(u)[:, None]
+    f = exclusive_cumsum_last(_weighted_four(P, ef, v, a, ay), reverse=False)
+    g = exclusive_cumsum_last(_weighted_four(P, eb, v, a, ay), reverse=True)
+    del a, ay
+    ew = torch.exp(w)
+    # ∂L/∂w from the raw scans (before they are rescaled in place below).
+    s = torch.mul(f[0], g[2]).sub_(f[1] * g[3]).add_(f[2] * g[0]).sub_(f[3] * g[1])
+    grad_w = -ew * s.sum(dim=(0, 2))
+    del s
     # Off-diagonal sums at each position: Σ_{i≠t} K_ti·x_i in the e^{m} units of den.
-    off = ew * (eb * f + ef * g)
-    v_minus_y = (v * off[1] - off[0]) / den  # accurate where y ≈ v
-    diag = eu * P * a
-    grad_v = P * off[2] + diag
-    grad_k = P * (v * off[2] - off[3]) + diag * v_minus_y
-    grad_u = (diag * v_minus_y).sum(dim=(0, 2))
-    s = f[0] * g[2] - f[1] * g[3] + f[2] * g[0] - f[3] * g[1]
-    grad_w = -torch.exp(w) * s.sum(dim=(0, 2))
+    off = f.mul_(eb).add_(g.mul_(ef)).mul_(ew[:, None])
+    del g
+    v_minus_y = torch.mul(v, off[1]).sub_(off[0]).div_(den)  # accurate where y ≈ v
+    p_za, p_zay = off[2].mul_(P), off[3].mul_(P)  # P·Zα, P·Z(αy)
+    diag = P.mul_(torch.exp(u)[:, None]).mul_(grad).div_(den)  # e^u P α e^m
+    grad_u = torch.mul(diag, v_minus_y).sum(dim=(0, 2))
+    grad_k = torch.mul(v, p_za).sub_(p_zay).addcmul_(diag, v_minus_y)
+    grad_v = p_za.add_(diag)
     return grad_k, grad_v, grad_w, grad_u
+
+
+# Channels are processed in groups of about this many bytes per (B, group, T) array, so that the
+# dozen arrays a group needs stay in the CPU caches. Measured forward+backward, B=1, C=64, 2 cores:
+# all channels at once 0.30 s (T=65,536) and 1.75 s (T=262,144, 5.8x); 1 MiB groups 0.19 s and
+# 0.81 s (4.3x); 2 and 4 MiB groups in between.
+_GROUP_BYTES = 1 << 20
+
+
+def _groups(B: int, C: int, T: int, itemsize: int) -> list[slice]:
+    size = max(1, min(C, _GROUP_BYTES // max(1, B * T * itemsize)))
+    return [slice(c, min(c + size, C)) for c in range(0, C, size)]
 
 
 class ScaledBiWKVFunction(torch.autograd.Function):
@@ -147,11 +175,23 @@ class ScaledBiWKVFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, k: Tensor, v: Tensor, w: Tensor, u: Tensor) -> Tensor:  # type: ignore[override]
-        y, den = forward(k, v, w, u)
+        B, C, T = k.shape
+        y = torch.empty_like(k)
+        den = torch.empty_like(k)
+        for g in _groups(B, C, T, k.element_size()):
+            y[:, g], den[:, g] = forward(k[:, g].contiguous(), v[:, g].contiguous(), w[g], u[g])
         ctx.save_for_backward(k, v, w, u, y, den)
         return y
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         k, v, w, u, y, den = ctx.saved_tensors
-        return backward(k, v, w, u, y, den, grad.contiguous())
+        B, C, T = k.shape
+        grad = grad.contiguous()
+        gk, gv = torch.empty_like(k), torch.empty_like(v)
+        gw, gu = torch.empty_like(w), torch.empty_like(u)
+        for g in _groups(B, C, T, k.element_size()):
+            parts = [t[:, g].contiguous() for t in (k, v)]
+            rest = [t[:, g].contiguous() for t in (y, den, grad)]
+            gk[:, g], gv[:, g], gw[g], gu[g] = backward(parts[0], parts[1], w[g], u[g], *rest)
+        return gk, gv, gw, gu
