@@ -190,3 +190,9 @@ def test_global_skip_starts_at_the_interpolated_input(mode):
         tiny(global_skip="nearest-exact")
     with pytest.raises(ValueError, match="already adds the input"):
         tiny("rwkvir-restore", scale=1, global_skip="bilinear")
+
+
+def test_residual_head_starts_at_the_identity():
+    model = tiny("rwkvir-restore", scale=1)
+    x = torch.rand(2, 3, 6, 7)
+    assert torch.allclose(model(x), x, atol=1e-6)

@@ -110,7 +110,10 @@ class RWKVIR(nn.Module):
         self.conv_after_body = nn.Conv2d(dim, dim, 3, padding=1)
         # 3. reconstruction
         self.head = _make_head(config)
-        if config.global_skip != "none":
+        if config.global_skip != "none" or config.upsampler == "residual":
+            # The untrained network starts at its skip path (the input for the residual
+            # head, the interpolated input for SR with a global skip): a short budget then
+            # improves on that instead of first unlearning a random head.
             last = [m for m in self.head.modules() if isinstance(m, nn.Conv2d)][-1]
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)

@@ -22,6 +22,8 @@ import numpy as np
 from resyn.restore.api import Restorer, load_restorer, restore_array
 from resyn.restore.weights import WeightsError, shipped_weights
 
+DEFAULT_TASK = "sr-x4"  # what the demo opens on when no --task or --weights is given
+
 
 class DemoError(ValueError):
     """A problem with an upload, shown to the user."""
@@ -111,13 +113,15 @@ def default_choices(weights: list[Path]) -> dict[str, tuple[str, Path]]:
     from resyn.models import read_metadata
     from resyn.restore.weights import infer_task_name
 
-    choices = {task: (task, path) for task, path in shipped_weights().items()}
+    choices: dict[str, tuple[str, Path]] = {}
     for w in weights:
         try:
             task = infer_task_name(read_metadata(w))
         except (ValueError, FileNotFoundError, WeightsError) as exc:
             raise ValueError(f"--weights {w}: {exc}") from None
         choices[f"{task} ({Path(w).name})"] = (task, Path(w))
+    # the user's own weights come first (and are the default); then the shipped ones
+    choices.update({task: (task, path) for task, path in shipped_weights().items()})
     if not choices:
         raise ValueError(
             "no weights to serve: the package ships none yet and no --weights was given"
@@ -138,7 +142,8 @@ def build_demo(
     choices = default_choices(list(weights or []))
     backend = DemoBackend(choices, max_upload_bytes, max_pixels, allowed_root or upload_root())
     labels = list(choices)
-    first = next((k for k in labels if choices[k][0] == default_task), labels[0])
+    preferred = default_task or (None if weights else DEFAULT_TASK)
+    first = next((k for k in labels if choices[k][0] == preferred), labels[0])
 
     def run(upload: Any, label: str):
         try:
