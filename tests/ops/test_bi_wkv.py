@@ -231,3 +231,29 @@ def test_channels_first_layout_is_the_same_operator(wT, uT):
     want = torch.autograd.grad(y, (k, v, w, u), g)
     for a, b in zip(got, want):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_first", [False, True])
+@pytest.mark.parametrize("T", [33, 64, 200])
+def test_scaled_path_in_segments_with_carries(monkeypatch, T, channels_first):
+    # Segments of 16 positions (the last one shorter): the carried sums must reproduce the
+    # formula exactly as one segment does, values and gradients, in both layouts.
+    from resyn.ops import _bi_wkv_scaled
+
+    monkeypatch.setattr(_bi_wkv_scaled, "_SEGMENT_BYTES", 1)
+    monkeypatch.setattr(_bi_wkv_scaled, "_MIN_SEGMENT", 16)
+    assert _bi_wkv_scaled.segment_length(2, 3, T, 4) == 16
+    k, v, w, u = make_inputs(2, T, 3, 15.0, 3.0, seed=T)
+    ref = oracle.naive_bi_wkv(k, v, w, u)
+    if channels_first:
+        y = bi_wkv(
+            k.transpose(1, 2), v.transpose(1, 2), w, u, method="scaled", channels_first=True
+        ).transpose(1, 2)
+    else:
+        y = bi_wkv(k, v, w, u, method="scaled")
+    assert rel_err(y, ref) <= TOL
+    g = torch.randn(2, T, 3, generator=torch.Generator().manual_seed(1))
+    got = torch.autograd.grad(y, (k, v, w, u), g)
+    want = torch.autograd.grad(ref, (k, v, w, u), g.double())
+    for name, a, b in zip("kvwu", got, want):
+        assert rel_err(a, b, grad_floor(g, v)) <= GRAD_TOL, f"gradient of {name}"

@@ -76,49 +76,89 @@ def exclusive_cumsum_last(P: Tensor, reverse: bool) -> Tensor:
     return out.view(R, nb * b)[:, :T].reshape(shape)
 
 
-def _position_factors(w: Tensor, T: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """e^{i·w} and e^{−i·w} for i = 0..T−1, shape (C, T).
+class PositionFactors:
+    """e^{i·w} and e^{−i·w} for the positions of a segment, shape (C, L).
 
-    i·w is formed in float64 (exact) and rounded once; the exponentials are then taken in the
-    compute dtype (|i·w| <= 20 here, so float32 rounding moves a weight by at most ~1e-6).
+    A table for i = 0..L−1 is made once per call (i·w formed in float64, exact, and rounded
+    once); a segment starting at s multiplies it by e^{±s·w} (also from float64), which costs
+    one product per element instead of an exponential and adds at most one rounding
+    (|i·w| <= 20 here, so a weight moves by at most ~2e-7 relative in float32).
     """
-    iw = w.to(torch.float64)[:, None] * torch.arange(T, device=w.device, dtype=torch.float64)
-    ef = torch.exp(iw.to(dtype))
-    return ef, torch.reciprocal(ef)
+
+    def __init__(self, w: Tensor, length: int, dtype: torch.dtype):
+        self.w64 = w.detach().to(torch.float64)
+        i = torch.arange(length, device=w.device, dtype=torch.float64)
+        self.ef = torch.exp((self.w64[:, None] * i).to(dtype))
+        self.eb = torch.reciprocal(self.ef)
+        self.dtype = dtype
+
+    def at(self, start: int, length: int) -> tuple[Tensor, Tensor]:
+        ef, eb = self.ef[:, :length], self.eb[:, :length]
+        if start == 0:
+            return ef, eb
+        shift = self.w64 * start
+        return (
+            ef * torch.exp(shift).to(self.dtype)[:, None],
+            eb * torch.exp(-shift).to(self.dtype)[:, None],
+        )
 
 
-# Internally everything is channels-first, (B, C, T), so that scans run along contiguous rows.
+# Internally everything is channels-first, (B, C, L), so that scans run along contiguous rows.
+# The sequence is cut into segments of about _SEGMENT_BYTES per (B, C, L) array (never shorter
+# than _MIN_SEGMENT): each segment's dozen work arrays stay in the CPU caches and are reused by
+# the allocator, and a (B, T, C) input is read in contiguous (B, L, C) blocks instead of being
+# transposed whole. A first pass sums each segment's terms; the exclusive prefix (suffix) of those
+# sums is the carry that the second pass adds to the segment's own scans. The single scale m
+# (per batch and channel, over the whole sequence) makes the carry a plain sum.
+_SEGMENT_BYTES = 1 << 20
+_MIN_SEGMENT = 256
+
+
+def segment_length(B: int, C: int, T: int, itemsize: int) -> int:
+    size = _SEGMENT_BYTES // max(1, B * C * itemsize)
+    size = max(_MIN_SEGMENT, size // _BLOCK * _BLOCK)
+    return T if size >= T else size
+
+
+class _Layout:
+    """Reads and writes (B, C, L) segments of a (B, T, C) or (B, C, T) tensor."""
+
+    def __init__(self, channels_first: bool):
+        self.cf = channels_first
+
+    def get(self, x: Tensor, s: int, e: int) -> Tensor:
+        return (x[:, :, s:e] if self.cf else x[:, s:e, :].transpose(1, 2)).contiguous()
+
+    def put(self, out: Tensor, s: int, e: int, value: Tensor) -> None:
+        if self.cf:
+            out[:, :, s:e].copy_(value)
+        else:
+            out[:, s:e, :].copy_(value.transpose(1, 2))
+
+    def scale(self, k: Tensor) -> Tensor:
+        """m = max over positions of k, shape (B, C, 1)."""
+        return (k.amax(dim=-1) if self.cf else k.amax(dim=1)).unsqueeze(-1)
+
+
+def _carries(totals: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """Per segment, the sum of the forward terms of the segments before it and of the reverse
+    terms of the segments after it. ``totals[j]`` is (2, n, B, C): [forward, reverse] sums."""
+    t = torch.stack(totals)  # (S, 2, n, B, C)
+    fwd = torch.cumsum(t[:, 0], dim=0) - t[:, 0]
+    rev = torch.flip(torch.cumsum(torch.flip(t[:, 1], (0,)), dim=0), (0,)) - t[:, 1]
+    return list(fwd.unbind(0)), list(rev.unbind(0))
 
 
 def _weighted_pair(P: Tensor, factor: Tensor, v: Tensor) -> Tensor:
-    """[P·factor·v, P·factor] as one (2, B, C, T) buffer, written in place."""
+    """[P·factor·v, P·factor] as one (2, B, C, L) buffer, written in place."""
     buf = torch.empty((2, *P.shape), dtype=P.dtype, device=P.device)
     torch.mul(P, factor, out=buf[1])
     torch.mul(buf[1], v, out=buf[0])
     return buf
 
 
-def forward(k: Tensor, v: Tensor, w: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
-    """y and the scaled denominator den = D·e^{−m}, all (B, C, T).
-
-    Written with in-place updates of its own buffers (nothing here is recorded by autograd), so
-    that inference on large images holds about six (B, C, T) arrays at its peak.
-    """
-    T = k.shape[-1]
-    P = (k - k.amax(dim=-1, keepdim=True)).exp_()
-    ef, eb = _position_factors(w, T, k.dtype)
-    f = exclusive_cumsum_last(_weighted_pair(P, ef, v), reverse=False)
-    g = exclusive_cumsum_last(_weighted_pair(P, eb, v), reverse=True)
-    # num = e^w (e^{−t·w} F[v] + e^{t·w} G[v]) + e^u P v;  den likewise with 1 for v
-    f.mul_(eb).add_(g.mul_(ef)).mul_(torch.exp(w)[:, None])
-    del g
-    diag = P.mul_(torch.exp(u)[:, None])
-    num, den = f[0].addcmul_(diag, v), f[1].add_(diag)
-    return num.div_(den), den
-
-
 def _weighted_four(P: Tensor, factor: Tensor, v: Tensor, a: Tensor, ay: Tensor) -> Tensor:
-    """[P·f·v, P·f, f·a, f·ay] (f the position factor) as one (4, B, C, T) buffer."""
+    """[P·f·v, P·f, f·a, f·ay] (f the position factor) as one (4, B, C, L) buffer."""
     buf = torch.empty((4, *P.shape), dtype=P.dtype, device=P.device)
     torch.mul(P, factor, out=buf[1])
     torch.mul(buf[1], v, out=buf[0])
@@ -127,20 +167,76 @@ def _weighted_four(P: Tensor, factor: Tensor, v: Tensor, a: Tensor, ay: Tensor) 
     return buf
 
 
-def backward(
-    k: Tensor, v: Tensor, w: Tensor, u: Tensor, y: Tensor, den: Tensor, grad: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Gradients, written with in-place updates of its own buffers (fresh full-size arrays cost
-    page faults and cache misses once T·C outgrows the caches)."""
-    T = k.shape[-1]
-    P = (k - k.amax(dim=-1, keepdim=True)).exp_()
-    ef, eb = _position_factors(w, T, k.dtype)
+def _forward_terms(k: Tensor, v: Tensor, pf: PositionFactors, m: Tensor, start: int):
+    P = (k - m).exp_()
+    ef, eb = pf.at(start, k.shape[-1])
+    return P, ef, eb, _weighted_pair(P, ef, v), _weighted_pair(P, eb, v)
+
+
+def forward(
+    k: Tensor,
+    v: Tensor,
+    w: Tensor,
+    u: Tensor,
+    m: Tensor,
+    start: int = 0,
+    carry: tuple[Tensor, Tensor] | None = None,
+    pf: PositionFactors | None = None,
+) -> tuple[Tensor, Tensor]:
+    """y and the scaled denominator den = D·e^{−m} of one segment, all (B, C, L).
+
+    ``start`` is the segment's first position, ``carry`` the [v, 1] sums of the forward terms
+    before it and of the reverse terms after it. Written with in-place updates of its own
+    buffers (nothing here is recorded by autograd).
+    """
+    pf = pf or PositionFactors(w, k.shape[-1], k.dtype)
+    P, ef, eb, fa, ga = _forward_terms(k, v, pf, m, start)
+    f = exclusive_cumsum_last(fa, reverse=False)
+    g = exclusive_cumsum_last(ga, reverse=True)
+    del fa, ga
+    if carry is not None:
+        f += carry[0][..., None]
+        g += carry[1][..., None]
+    # num = e^w (e^{−t·w} F[v] + e^{t·w} G[v]) + e^u P v;  den likewise with 1 for v
+    f.mul_(eb).add_(g.mul_(ef)).mul_(torch.exp(w)[:, None])
+    del g
+    diag = P.mul_(torch.exp(u)[:, None])
+    num, den = f[0].addcmul_(diag, v), f[1].add_(diag)
+    return num.div_(den), den
+
+
+def _backward_terms(k, v, pf, m, y, den, grad, start):
+    P = (k - m).exp_()
+    ef, eb = pf.at(start, k.shape[-1])
     a = grad / den  # α·e^{m}
     ay = a * y
+    return P, ef, eb, _weighted_four(P, ef, v, a, ay), _weighted_four(P, eb, v, a, ay)
+
+
+def backward(
+    k: Tensor,
+    v: Tensor,
+    w: Tensor,
+    u: Tensor,
+    m: Tensor,
+    y: Tensor,
+    den: Tensor,
+    grad: Tensor,
+    start: int = 0,
+    carry: tuple[Tensor, Tensor] | None = None,
+    pf: PositionFactors | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Gradients of one segment (∂L/∂w and ∂L/∂u as its share of the sums), with in-place
+    updates of its own buffers; ``carry`` as in ``forward``, for the four scanned quantities."""
+    pf = pf or PositionFactors(w, k.shape[-1], k.dtype)
+    P, ef, eb, fa, ga = _backward_terms(k, v, pf, m, y, den, grad, start)
     # [F v, F 1, F α, F αy] forward and the same reversed, one scan each way.
-    f = exclusive_cumsum_last(_weighted_four(P, ef, v, a, ay), reverse=False)
-    g = exclusive_cumsum_last(_weighted_four(P, eb, v, a, ay), reverse=True)
-    del a, ay
+    f = exclusive_cumsum_last(fa, reverse=False)
+    g = exclusive_cumsum_last(ga, reverse=True)
+    del fa, ga
+    if carry is not None:
+        f += carry[0][..., None]
+        g += carry[1][..., None]
     ew = torch.exp(w)
     # ∂L/∂w from the raw scans (before they are rescaled in place below).
     s = torch.mul(f[0], g[2]).sub_(f[1] * g[3]).add_(f[2] * g[0]).sub_(f[3] * g[1])
@@ -158,40 +254,66 @@ def backward(
     return grad_k, grad_v, grad_w, grad_u
 
 
-# Channels are processed in groups of about this many bytes per (B, group, T) array, so that the
-# dozen arrays a group needs stay in the CPU caches. Measured forward+backward, B=1, C=64, 2 cores:
-# all channels at once 0.30 s (T=65,536) and 1.75 s (T=262,144, 5.8x); 1 MiB groups 0.19 s and
-# 0.81 s (4.3x); 2 and 4 MiB groups in between.
-_GROUP_BYTES = 1 << 20
-
-
-def _groups(B: int, C: int, T: int, itemsize: int) -> list[slice]:
-    size = max(1, min(C, _GROUP_BYTES // max(1, B * T * itemsize)))
-    return [slice(c, min(c + size, C)) for c in range(0, C, size)]
+def _spans(B: int, C: int, T: int, itemsize: int) -> list[tuple[int, int]]:
+    size = segment_length(B, C, T, itemsize)
+    return [(s, min(s + size, T)) for s in range(0, T, size)]
 
 
 class ScaledBiWKVFunction(torch.autograd.Function):
-    """Channels-first: takes contiguous (B, C, T) k and v, returns (B, C, T)."""
+    """k and v (B, T, C), or (B, C, T) with ``channels_first``; returns y in the same layout."""
 
     @staticmethod
-    def forward(ctx, k: Tensor, v: Tensor, w: Tensor, u: Tensor) -> Tensor:  # type: ignore[override]
-        B, C, T = k.shape
-        y = torch.empty_like(k)
-        den = torch.empty_like(k)
-        for g in _groups(B, C, T, k.element_size()):
-            y[:, g], den[:, g] = forward(k[:, g].contiguous(), v[:, g].contiguous(), w[g], u[g])
-        ctx.save_for_backward(k, v, w, u, y, den)
+    def forward(ctx, k: Tensor, v: Tensor, w: Tensor, u: Tensor, channels_first: bool) -> Tensor:  # type: ignore[override]
+        lay = _Layout(channels_first)
+        B, C, T = k.shape if channels_first else (k.shape[0], k.shape[2], k.shape[1])
+        spans = _spans(B, C, T, k.element_size())
+        m = lay.scale(k)
+        pf = PositionFactors(w, spans[0][1], k.dtype)
+        carries: tuple[list, list] | None = None
+        if len(spans) > 1:
+            totals = []
+            for s, e in spans:
+                *_, fa, ga = _forward_terms(lay.get(k, s, e), lay.get(v, s, e), pf, m, s)
+                totals.append(torch.stack((fa.sum(-1), ga.sum(-1))))
+            carries = _carries(totals)
+        y = torch.empty(k.shape, dtype=k.dtype, device=k.device)
+        den = torch.empty((B, C, T), dtype=k.dtype, device=k.device)
+        for j, (s, e) in enumerate(spans):
+            carry = (carries[0][j], carries[1][j]) if carries else None
+            y_s, den_s = forward(lay.get(k, s, e), lay.get(v, s, e), w, u, m, s, carry, pf)
+            lay.put(y, s, e, y_s)
+            den[:, :, s:e] = den_s
+        ctx.save_for_backward(k, v, w, u, m, y, den)
+        ctx.channels_first = channels_first
         return y
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        k, v, w, u, y, den = ctx.saved_tensors
-        B, C, T = k.shape
-        grad = grad.contiguous()
+        k, v, w, u, m, y, den = ctx.saved_tensors
+        lay = _Layout(ctx.channels_first)
+        B, C, T = den.shape
+        spans = _spans(B, C, T, k.element_size())
+        pf = PositionFactors(w, spans[0][1], k.dtype)
+
+        def inputs(s: int, e: int) -> list[Tensor]:
+            kv = [lay.get(t, s, e) for t in (k, v)]
+            return [*kv, pf, m, lay.get(y, s, e), den[:, :, s:e].contiguous(), lay.get(grad, s, e)]
+
+        carries: tuple[list, list] | None = None
+        if len(spans) > 1:
+            totals = []
+            for s, e in spans:
+                *_, fa, ga = _backward_terms(*inputs(s, e), s)
+                totals.append(torch.stack((fa.sum(-1), ga.sum(-1))))
+            carries = _carries(totals)
         gk, gv = torch.empty_like(k), torch.empty_like(v)
-        gw, gu = torch.empty_like(w), torch.empty_like(u)
-        for g in _groups(B, C, T, k.element_size()):
-            parts = [t[:, g].contiguous() for t in (k, v)]
-            rest = [t[:, g].contiguous() for t in (y, den, grad)]
-            gk[:, g], gv[:, g], gw[g], gu[g] = backward(parts[0], parts[1], w[g], u[g], *rest)
-        return gk, gv, gw, gu
+        gw, gu = torch.zeros_like(w), torch.zeros_like(u)
+        for j, (s, e) in enumerate(spans):
+            carry = (carries[0][j], carries[1][j]) if carries else None
+            kk, vv, _, _, yy, dd, gg = inputs(s, e)
+            gk_s, gv_s, gw_s, gu_s = backward(kk, vv, w, u, m, yy, dd, gg, s, carry, pf)
+            lay.put(gk, s, e, gk_s)
+            lay.put(gv, s, e, gv_s)
+            gw += gw_s
+            gu += gu_s
+        return gk, gv, gw, gu, None

@@ -80,10 +80,7 @@ def bi_wkv(
             "gradients, T <= 2^18; use method='general' or 'auto'"
         )
     if scaled:
-        kc = k if channels_first else k.transpose(1, 2)
-        vc = v if channels_first else v.transpose(1, 2)
-        y = _bi_wkv_scaled.ScaledBiWKVFunction.apply(kc.contiguous(), vc.contiguous(), w, u)
-        y = y if channels_first else y.transpose(1, 2)
+        y = _bi_wkv_scaled.ScaledBiWKVFunction.apply(k, v, w, u, channels_first)
         return y.to(out_dtype)
     kt = k.transpose(1, 2) if channels_first else k
     vt = v.transpose(1, 2) if channels_first else v
