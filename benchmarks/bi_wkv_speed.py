@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ from _report import update_section
 CHILD = r"""
 import json, resource, sys, time, torch
 sys.path.insert(0, {src!r})
+from resyn.runtime import tune_cpu_allocator
+tune_cpu_allocator()  # as the resyn command does; RESYN_ALLOCATOR=system leaves glibc's defaults
 from resyn.ops import bi_wkv
 kind, T, C, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def rss_mb():
@@ -63,13 +66,15 @@ print(json.dumps({{"median": times[len(times) // 2], "min": times[0], "extra_mb"
 """
 
 
-def measure(kind: str, T: int, C: int, repeats: int) -> dict | None:
+def measure(kind: str, T: int, C: int, repeats: int, allocator: str = "tuned") -> dict | None:
     src = str(Path(__file__).resolve().parents[1] / "src")
+    env = dict(os.environ, RESYN_ALLOCATOR=allocator)
     proc = subprocess.run(
         [sys.executable, "-c", CHILD.format(src=src), kind, str(T), str(C), str(repeats)],
         capture_output=True,
         text=True,
         timeout=1800,
+        env=env,
     )
     if proc.returncode != 0:
         print(proc.stderr[-2000:], file=sys.stderr)
@@ -84,20 +89,25 @@ def main() -> None:
     C = 64
     lengths = [1024, 4096, 16384, 65536, 262144]
     naive_limit = 2048  # T x T x C float32 with autograd: ~1 GiB at 2048
-    repeats = 1 if args.quick else 3
+    repeats = 1 if args.quick else 5
     rows = []
     results = {}
     for T in lengths:
         op = measure("op", T, C, repeats)
+        sys_op = measure("op", T, C, repeats, allocator="system")
         naive = measure("naive", T, C, repeats) if T <= naive_limit else None
         results[T] = op
+        results[("system", T)] = sys_op
         print(f"T={T}: op {op} naive {naive}", flush=True)
-        naive_txt = f"{naive['median']:.3f} s / {naive['extra_mb']:.0f} MB" if naive else "does not fit"
+        naive_txt = (
+            f"{naive['median']:.3f} s / {naive['extra_mb']:.0f} MB" if naive else "does not fit"
+        )
         rows.append(
             f"| {T:,} | {op['median']:.3f} | {op['min']:.3f} | {op['extra_mb']:.0f} | "
-            f"{op['extra_mb'] / T * 1024:.2f} | {naive_txt} |"
+            f"{op['extra_mb'] / T * 1024:.2f} | {sys_op['median']:.3f} | {naive_txt} |"
         )
     ratio = results[262144]["median"] / results[65536]["median"]
+    sys_ratio = results[("system", 262144)]["median"] / results[("system", 65536)]["median"]
     mem_ratio = results[262144]["extra_mb"] / max(results[65536]["extra_mb"], 1e-9)
     model_rows = []
     for scale in (2, 4):
@@ -113,13 +123,18 @@ def main() -> None:
         [
             "`benchmarks/bi_wkv_speed.py`: `resyn.ops.bi_wkv` forward + backward, B=1, C=64, "
             "float32, pure-PyTorch path on the CPU; the naive T x T formula (float32, autograd) "
-            "where it fits. Targets (issue 2): T=65,536 <= 1 s; time(262,144)/time(65,536) <= 4.5.",
+            "where it fits. Targets (issue 2): T=65,536 <= 1 s; time(262,144)/time(65,536) <= 4.5. "
+            "Each point runs in a fresh process with the allocator settings the `resyn` command "
+            "uses (`resyn.runtime`); the 'glibc defaults' column reruns it with "
+            "`RESYN_ALLOCATOR=system`.",
             "",
-            "| T | median s | min s | extra memory MB | KB per 1K tokens | naive formula |",
-            "|---|---|---|---|---|---|",
+            "| T | median s | min s | extra memory MB | KB per 1K tokens | median s, glibc defaults "
+            "| naive formula |",
+            "|---|---|---|---|---|---|---|",
             *rows,
             "",
-            f"Scaling 65,536 -> 262,144 tokens (4x): time x{ratio:.2f}, memory x{mem_ratio:.2f}.",
+            f"Scaling 65,536 -> 262,144 tokens (4x): time x{ratio:.2f} (glibc defaults "
+            f"x{sys_ratio:.2f}), memory x{mem_ratio:.2f}.",
             "",
             "RWKV-IR light (random weights), forward in `torch.inference_mode`, float32, input "
             "side as listed:",

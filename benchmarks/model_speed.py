@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,9 @@ def child(model_name: str, size: int, device: str, repeats: int) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT / "src"))
+    from resyn.runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()  # as the resyn command does (RESYN_ALLOCATOR=system: glibc defaults)
     from resyn.models import build_model
 
     def rss_mb() -> float:
@@ -165,7 +169,9 @@ def main() -> None:
         "(`ru_maxrss`) during the timed forwards; CUDA = `max_memory_allocated` above the "
         "memory held before the forward. Ratios are to RWKV-IR (lower is better). MambaIR "
         "runs resyn's pure-PyTorch selective scan (no CUDA kernel), SwinIR pads to a multiple "
-        "of its 8x8 window.",
+        "of its 8x8 window. Allocator: as the `resyn` command sets it (`resyn.runtime`: "
+        "freed memory is reused instead of faulted in again); "
+        f"this run: RESYN_ALLOCATOR={os.environ.get('RESYN_ALLOCATOR', 'tuned')}.",
     ]
     if "cuda" not in devices:
         body.append("No CUDA device was available for this run.")

@@ -107,6 +107,9 @@ def _restorer(scale: int, stand_in: bool = False):
 def child(
     scale: int, width: int, height: int, tile: int | None, threads: int, stand_in: bool
 ) -> None:
+    from resyn.runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()  # as `resyn restore` does
     import torch
 
     torch.set_num_threads(threads)

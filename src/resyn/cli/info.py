@@ -21,6 +21,7 @@ def info() -> None:
 
     import resyn
     from resyn.ops import bi_wkv_backends
+    from resyn.runtime import allocator_state
 
     cuda = torch.cuda.is_available()
     rows = [
@@ -32,6 +33,7 @@ def info() -> None:
         ("cuda", torch.version.cuda if cuda else "not available"),
         ("threads", str(torch.get_num_threads())),
         ("bi_wkv backends", ", ".join(bi_wkv_backends())),
+        ("allocator", allocator_state()),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -32,6 +32,11 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    # Before any tensor exists: reuse freed memory instead of faulting it in again
+    # (resyn.runtime; RESYN_ALLOCATOR=system turns it off).
+    from resyn.runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()
     app()
 
 
