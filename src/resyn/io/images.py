@@ -334,7 +334,9 @@ def encode_png(
         a = a[:, :, ::-1]
     elif a.ndim == 3 and a.shape[2] == 4:
         a = a[:, :, [2, 1, 0, 3]]
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(a), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    ok, buf = cv2.imencode(
+        ".png", np.ascontiguousarray(a), [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    )
     if not ok:
         raise ValueError("PNG encoding failed")
     png = buf.tobytes()

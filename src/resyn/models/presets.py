@@ -30,9 +30,7 @@ register_preset(
     Preset(
         name="rwkvir-restore",
         arch="rwkvir",
-        params=dict(
-            embed_dim=48, depths=(6, 6, 6, 6), hidden_rate=3, upsampler="residual"
-        ),
+        params=dict(embed_dim=48, depths=(6, 6, 6, 6), hidden_rate=3, upsampler="residual"),
         scales=(1,),
         default_scale=1,
         tasks=("denoise", "jpeg"),
@@ -42,8 +40,13 @@ register_preset(
 
 # --- Baselines (published hyper-parameters; see docs/baselines.md) -------------------------
 _SWIN_CLASSIC = dict(
-    embed_dim=180, depths=(6,) * 6, num_heads=(6,) * 6, window_size=8, mlp_ratio=2.0,
-    img_size=64, resi_connection="1conv",
+    embed_dim=180,
+    depths=(6,) * 6,
+    num_heads=(6,) * 6,
+    window_size=8,
+    mlp_ratio=2.0,
+    img_size=64,
+    resi_connection="1conv",
 )
 register_preset(
     Preset(
@@ -59,8 +62,14 @@ register_preset(
         name="swinir-light",
         arch="swinir",
         params=dict(
-            embed_dim=60, depths=(6,) * 4, num_heads=(6,) * 4, window_size=8, mlp_ratio=2.0,
-            img_size=64, upsampler="pixelshuffledirect", resi_connection="1conv",
+            embed_dim=60,
+            depths=(6,) * 4,
+            num_heads=(6,) * 4,
+            window_size=8,
+            mlp_ratio=2.0,
+            img_size=64,
+            upsampler="pixelshuffledirect",
+            resi_connection="1conv",
         ),
         scales=(2, 3, 4),
         description="SwinIR lightweight SR: C=60, 4 RSTB x 6 blocks, window 8 (~0.91M)",
@@ -78,7 +87,11 @@ register_preset(
     )
 )
 _MAMBA_CLASSIC = dict(
-    embed_dim=180, depths=(6,) * 6, d_state=16, mlp_ratio=2.0, img_size=64,
+    embed_dim=180,
+    depths=(6,) * 6,
+    d_state=16,
+    mlp_ratio=2.0,
+    img_size=64,
     resi_connection="1conv",
 )
 register_preset(
@@ -95,8 +108,13 @@ register_preset(
         name="mambair-light",
         arch="mambair",
         params=dict(
-            embed_dim=60, depths=(6,) * 4, d_state=10, mlp_ratio=1.2, img_size=64,
-            upsampler="pixelshuffledirect", resi_connection="1conv",
+            embed_dim=60,
+            depths=(6,) * 4,
+            d_state=10,
+            mlp_ratio=1.2,
+            img_size=64,
+            upsampler="pixelshuffledirect",
+            resi_connection="1conv",
         ),
         scales=(2, 3, 4),
         description="MambaIR lightweight SR (Oct-2024 release): C=60, 4x6 VSSB, d_state 10 (~0.9M)",
