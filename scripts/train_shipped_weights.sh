@@ -24,7 +24,7 @@ run() {
     local out=runs/weights/$task
     local resume=()
     [ -f "$out/checkpoints/last.ckpt" ] && resume=(--resume)
-    OMP_NUM_THREADS=1 .venv/bin/resyn train "$preset" --model "$model" --out "$out" \
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/resyn train "$preset" --model "$model" --out "$out" \
         "${common[@]}" "$@" "${resume[@]}" > "runs/weights/$task.log" 2>&1
 }
 mkdir -p runs/weights
