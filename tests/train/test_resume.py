@@ -14,26 +14,14 @@ class Killed(Exception):
     pass
 
 
-TINY_SET = [
-    "iterations=8",
-    "batch=4",
-    "patch=16",
-    "sched.milestones=[4, 6]",
-    "val.every=2",
-    "checkpoint_every=4",
-    "log_every=1",
-    "data.workers=0",
-]
-
-
-def _opts(train_dir, val_dir, out, **kw) -> TrainOptions:
+def _opts(train_dir, val_dir, out, overrides, **kw) -> TrainOptions:
     base = dict(
         preset="light-sr-x2-50k",
         model="tiny-sr",
         train=train_dir,
         val=val_dir,
         out=out,
-        overrides=list(TINY_SET),
+        overrides=list(overrides),
         accelerator="cpu",
         devices=1,
         progress=False,
@@ -49,10 +37,10 @@ def _logged(path):
     ]
 
 
-def test_kill_and_resume_is_exact(tiny_model, sr_data, tmp_path, monkeypatch):
+def test_kill_and_resume_is_exact(tiny_model, sr_data, tiny_set, tmp_path, monkeypatch):
     train_dir, val_dir = sr_data
     full = tmp_path / "full"
-    ema = [*TINY_SET, "ema_decay=0.5"]  # validation on EMA weights: EMA must resume too
+    ema = [*tiny_set, "ema_decay=0.5"]  # validation on EMA weights: EMA must resume too
     train(_opts(train_dir, val_dir, full, overrides=ema))
     rows = _logged(full / "metrics.csv")
     assert [r[0] for r in rows] == list(range(1, 9))
@@ -101,12 +89,12 @@ def test_resume_compares_as_json():
     assert _diff(_comparable(stored), _comparable(run)) == ["config.batch (16 in the run, 8 now)"]
 
 
-def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tmp_path):
+def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tiny_set, tmp_path):
     train_dir, val_dir = sr_data
     out = tmp_path / "run"
     train(
         _opts(
-            train_dir, val_dir, out, overrides=[*TINY_SET, "iterations=4", "sched.milestones=[2]"]
+            train_dir, val_dir, out, overrides=[*tiny_set, "iterations=4", "sched.milestones=[2]"]
         )
     )
     with pytest.raises(RunError, match="already holds a run"):
@@ -115,7 +103,7 @@ def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tmp_path):
                 train_dir,
                 val_dir,
                 out,
-                overrides=[*TINY_SET, "iterations=4", "sched.milestones=[2]"],
+                overrides=[*tiny_set, "iterations=4", "sched.milestones=[2]"],
             )
         )
     with pytest.raises(RunError, match=r"optim\.lr"):
@@ -125,7 +113,7 @@ def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tmp_path):
                 val_dir,
                 out,
                 resume=True,
-                overrides=[*TINY_SET, "iterations=4", "sched.milestones=[2]", "optim.lr=1e-3"],
+                overrides=[*tiny_set, "iterations=4", "sched.milestones=[2]", "optim.lr=1e-3"],
             )
         )
     with pytest.raises(RunError, match="preset"):
@@ -136,19 +124,19 @@ def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tmp_path):
                 out,
                 resume=True,
                 preset="light-sr-x2-500k",
-                overrides=[*TINY_SET, "iterations=4", "sched.milestones=[2]"],
+                overrides=[*tiny_set, "iterations=4", "sched.milestones=[2]"],
             )
         )
     with pytest.raises(RunError, match="nothing to resume"):
-        train(_opts(train_dir, val_dir, tmp_path / "none", resume=True))
+        train(_opts(train_dir, val_dir, tmp_path / "none", tiny_set, resume=True))
 
 
-def test_nan_loss_stops_and_keeps_checkpoint(tiny_model, sr_data, tmp_path):
+def test_nan_loss_stops_and_keeps_checkpoint(tiny_model, sr_data, tiny_set, tmp_path):
     train_dir, val_dir = sr_data
     out = tmp_path / "nan"
     # One forward per iteration (batch 4 in one micro-batch); NaN from iteration 6 on.
     with pytest.raises(NonFiniteLossError, match="iteration 6"):
-        train(_opts(train_dir, val_dir, out, model_args={"nan_after": 5}))
+        train(_opts(train_dir, val_dir, out, tiny_set, model_args={"nan_after": 5}))
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 4
     assert all(

@@ -10,8 +10,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+from resyn.models.common import register_mean
+
 # DIV2K RGB mean subtracted by SwinIR/MambaIR (and RWKV-IR) before the network.
-RGB_MEAN = (0.4488, 0.4371, 0.4040)
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "nearest+conv", "")
 NUM_FEAT = 64  # channels of the classic-SR reconstruction head
 
@@ -171,3 +172,12 @@ def init_linear_layernorm(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def build_stem(model: nn.Module, in_chans: int, dim: int, patch_norm: bool) -> None:
+    """The shared opening of SwinIR and MambaIR, with the official parameter names: the mean
+    buffer, ``conv_first`` and the patch-embedding norm."""
+    register_mean(model, in_chans)
+    model.conv_first = nn.Conv2d(in_chans, dim, 3, 1, 1)
+    model.patch_embed = nn.Module()
+    model.patch_embed.norm = nn.LayerNorm(dim) if patch_norm else nn.Identity()

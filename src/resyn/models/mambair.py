@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from resyn.models.baseline_parts import (
-    RGB_MEAN,
+    build_stem,
     check_upsampler,
     drop_path_rates,
     init_linear_layernorm,
@@ -95,11 +94,7 @@ class MambaIR(nn.Module):
         self.config = config
         c = config
         dim = c.embed_dim
-        mean = RGB_MEAN if c.in_chans == 3 else (0.0,) * c.in_chans
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.conv_first = nn.Conv2d(c.in_chans, dim, 3, 1, 1)
-        self.patch_embed = nn.Module()
-        self.patch_embed.norm = nn.LayerNorm(dim) if c.patch_norm else nn.Identity()
+        build_stem(self, c.in_chans, dim, c.patch_norm)
         rates = drop_path_rates(c.drop_path_rate, c.depths)
         block = dict(
             d_state=c.d_state,

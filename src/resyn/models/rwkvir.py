@@ -8,12 +8,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
+from resyn.models.common import register_mean
 from resyn.models.rwkvir_blocks import GLLB, GLLL, to_image, to_tokens
 
-DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "residual")
 
 
@@ -80,8 +79,7 @@ class RWKVIR(nn.Module):
         super().__init__()
         self.config = config
         c, dim = config.in_chans, config.embed_dim
-        mean = DIV2K_RGB_MEAN if c == 3 else (0.0,) * c
-        self.register_buffer("mean", torch.tensor(mean).view(1, c, 1, 1), persistent=False)
+        register_mean(self, c)
 
         # 1. shallow features
         self.conv_first = nn.Conv2d(c, dim, 3, padding=1)
