@@ -107,9 +107,11 @@ class PositionFactors:
 # The sequence is cut into segments of about _SEGMENT_BYTES per (B, C, L) array (never shorter
 # than _MIN_SEGMENT): each segment's dozen work arrays stay in the CPU caches and are reused by
 # the allocator, and a (B, T, C) input is read in contiguous (B, L, C) blocks instead of being
-# transposed whole. A first pass sums each segment's terms; the exclusive prefix (suffix) of those
-# sums is the carry that the second pass adds to the segment's own scans. The single scale m
-# (per batch and channel, over the whole sequence) makes the carry a plain sum.
+# transposed whole. The single scale m (per batch and channel, over the whole sequence) makes
+# the carry between segments a plain sum. Forward: a left-to-right sweep carries the forward
+# scan and parks its part of the result in the outputs, a right-to-left sweep adds the reverse
+# scan (``_forward_sweeps``). Backward: a first pass sums each segment's terms, and the prefix
+# and suffix sums of those totals are the carries the second pass adds to each segment's scans.
 _SEGMENT_BYTES = 1 << 20
 _MIN_SEGMENT = 256
 
@@ -180,23 +182,19 @@ def forward(
     u: Tensor,
     m: Tensor,
     start: int = 0,
-    carry: tuple[Tensor, Tensor] | None = None,
     pf: PositionFactors | None = None,
 ) -> tuple[Tensor, Tensor]:
     """y and the scaled denominator den = D·e^{−m} of one segment, all (B, C, L).
 
-    ``start`` is the segment's first position, ``carry`` the [v, 1] sums of the forward terms
-    before it and of the reverse terms after it. Written with in-place updates of its own
-    buffers (nothing here is recorded by autograd).
+    ``start`` is the segment's first position (a whole sequence when 0 and L = T; longer
+    sequences go through ``_forward_sweeps``). Written with in-place updates of its own buffers
+    (nothing here is recorded by autograd).
     """
     pf = pf or PositionFactors(w, k.shape[-1], k.dtype)
     P, ef, eb, fa, ga = _forward_terms(k, v, pf, m, start)
     f = exclusive_cumsum_last(fa, reverse=False)
     g = exclusive_cumsum_last(ga, reverse=True)
     del fa, ga
-    if carry is not None:
-        f += carry[0][..., None]
-        g += carry[1][..., None]
     # num = e^w (e^{−t·w} F[v] + e^{t·w} G[v]) + e^u P v;  den likewise with 1 for v
     f.mul_(eb).add_(g.mul_(ef)).mul_(torch.exp(w)[:, None])
     del g
@@ -259,6 +257,48 @@ def _spans(B: int, C: int, T: int, itemsize: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, T)) for s in range(0, T, size)]
 
 
+def _forward_sweeps(k, v, w, u, m, lay, spans, pf, y, den) -> None:
+    """The forward pass over several segments, into ``y`` and ``den``, with no work repeated.
+
+    Left to right, each segment's forward scan (plus the running carry) is rescaled by e^{−t·w}
+    and parked in ``y`` (v part) and ``den`` (1 part); right to left, the reverse scan is added
+    and the ratio taken. Each segment is read twice, but each term is formed once per direction.
+    """
+    B, C = den.shape[0], den.shape[1]
+    carry = torch.zeros((2, B, C), dtype=den.dtype, device=den.device)
+    for s, e in spans:
+        vv = lay.get(v, s, e)
+        P = (lay.get(k, s, e) - m).exp_()
+        ef, eb = pf.at(s, e - s)
+        fa = _weighted_pair(P, ef, vv)
+        total = fa.sum(-1)
+        f = exclusive_cumsum_last(fa, reverse=False)
+        f += carry[..., None]
+        carry += total
+        f.mul_(eb)
+        lay.put(y, s, e, f[0])
+        den[:, :, s:e] = f[1]
+    carry.zero_()
+    ew, eu = torch.exp(w)[:, None], torch.exp(u)[:, None]
+    for s, e in reversed(spans):
+        vv = lay.get(v, s, e)
+        P = (lay.get(k, s, e) - m).exp_()
+        ef, eb = pf.at(s, e - s)
+        ga = _weighted_pair(P, eb, vv)
+        total = ga.sum(-1)
+        g = exclusive_cumsum_last(ga, reverse=True)
+        g += carry[..., None]
+        carry += total
+        g.mul_(ef)
+        g[0] += lay.get(y, s, e)
+        g[1] += den[:, :, s:e]
+        g.mul_(ew)
+        diag = P.mul_(eu)
+        num, d = g[0].addcmul_(diag, vv), g[1].add_(diag)
+        lay.put(y, s, e, num.div_(d))
+        den[:, :, s:e] = d
+
+
 class ScaledBiWKVFunction(torch.autograd.Function):
     """k and v (B, T, C), or (B, C, T) with ``channels_first``; returns y in the same layout."""
 
@@ -269,20 +309,14 @@ class ScaledBiWKVFunction(torch.autograd.Function):
         spans = _spans(B, C, T, k.element_size())
         m = lay.scale(k)
         pf = PositionFactors(w, spans[0][1], k.dtype)
-        carries: tuple[list, list] | None = None
-        if len(spans) > 1:
-            totals = []
-            for s, e in spans:
-                *_, fa, ga = _forward_terms(lay.get(k, s, e), lay.get(v, s, e), pf, m, s)
-                totals.append(torch.stack((fa.sum(-1), ga.sum(-1))))
-            carries = _carries(totals)
         y = torch.empty(k.shape, dtype=k.dtype, device=k.device)
         den = torch.empty((B, C, T), dtype=k.dtype, device=k.device)
-        for j, (s, e) in enumerate(spans):
-            carry = (carries[0][j], carries[1][j]) if carries else None
-            y_s, den_s = forward(lay.get(k, s, e), lay.get(v, s, e), w, u, m, s, carry, pf)
-            lay.put(y, s, e, y_s)
-            den[:, :, s:e] = den_s
+        if len(spans) == 1:
+            y_s, den_s = forward(lay.get(k, 0, T), lay.get(v, 0, T), w, u, m, 0, pf)
+            lay.put(y, 0, T, y_s)
+            den.copy_(den_s)
+        else:
+            _forward_sweeps(k, v, w, u, m, lay, spans, pf, y, den)
         ctx.save_for_backward(k, v, w, u, m, y, den)
         ctx.channels_first = channels_first
         return y
