@@ -2,7 +2,7 @@
 time and memory per megapixel.
 
 Each measurement runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its
-own; "extra memory" is that peak minus the resident size just before the timed call.
+own; "extra memory" is that peak minus the resident size just before the first full-size call.
 
     .venv/bin/python benchmarks/bi_wkv_speed.py [--quick]
 """
@@ -55,8 +55,10 @@ else:  # model forward, T = side of a square input
     def step():
         with torch.inference_mode():
             model(x)
-step()  # warm-up
+# The resident size before the first full-size call: the tuned allocator keeps freed memory, so
+# a base taken after the warm-up would hide the working memory.
 base = rss_mb()
+step()  # warm-up
 times = []
 for _ in range(repeats):
     t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
