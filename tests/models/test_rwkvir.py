@@ -196,3 +196,17 @@ def test_residual_head_starts_at_the_identity():
     model = tiny("rwkvir-restore", scale=1)
     x = torch.rand(2, 3, 6, 7)
     assert torch.allclose(model(x), x, atol=1e-6)
+
+
+def test_channel_mix_inference_path_equals_the_training_path():
+    from resyn.models.rwkvir_blocks import ChannelMix
+
+    torch.manual_seed(0)
+    mix = ChannelMix(8, hidden_rate=3)
+    x = torch.randn(2, 30, 8)
+    trained = mix(x)
+    with torch.inference_mode():
+        inferred = mix(x)
+    assert torch.allclose(trained, inferred, atol=1e-6)
+    want = torch.sigmoid(mix.receptance(x)) * mix.value(torch.relu(mix.key(x)) ** 2)
+    assert torch.allclose(trained, want, atol=1e-6)

@@ -128,14 +128,17 @@ class _Layout:
     def __init__(self, channels_first: bool):
         self.cf = channels_first
 
+    def view(self, x: Tensor, s: int, e: int) -> Tensor:
+        """The segment as a (B, C, L) view (strided; written to with ``out=``)."""
+        return x[:, :, s:e] if self.cf else x[:, s:e, :].transpose(1, 2)
+
     def get(self, x: Tensor, s: int, e: int) -> Tensor:
-        return (x[:, :, s:e] if self.cf else x[:, s:e, :].transpose(1, 2)).contiguous()
+        """The segment for reading: channels-first rows are used in place (element-wise ops
+        take strided rows at full speed); (B, T, C) blocks are transposed into a copy."""
+        return self.view(x, s, e) if self.cf else self.view(x, s, e).contiguous()
 
     def put(self, out: Tensor, s: int, e: int, value: Tensor) -> None:
-        if self.cf:
-            out[:, :, s:e].copy_(value)
-        else:
-            out[:, s:e, :].copy_(value.transpose(1, 2))
+        self.view(out, s, e).copy_(value)
 
     def scale(self, k: Tensor) -> Tensor:
         """m = max over positions of k, shape (B, C, 1)."""
@@ -275,9 +278,8 @@ def _forward_sweeps(k, v, w, u, m, lay, spans, pf, y, den) -> None:
         f = exclusive_cumsum_last(fa, reverse=False)
         f += carry[..., None]
         carry += total
-        f.mul_(eb)
-        lay.put(y, s, e, f[0])
-        den[:, :, s:e] = f[1]
+        torch.mul(f[0], eb, out=lay.view(y, s, e))
+        torch.mul(f[1], eb, out=den[:, :, s:e])
     carry.zero_()
     ew, eu = torch.exp(w)[:, None], torch.exp(u)[:, None]
     for s, e in reversed(spans):
@@ -290,12 +292,12 @@ def _forward_sweeps(k, v, w, u, m, lay, spans, pf, y, den) -> None:
         g += carry[..., None]
         carry += total
         g.mul_(ef)
-        g[0] += lay.get(y, s, e)
+        g[0] += lay.view(y, s, e)
         g[1] += den[:, :, s:e]
         g.mul_(ew)
         diag = P.mul_(eu)
         num, d = g[0].addcmul_(diag, vv), g[1].add_(diag)
-        lay.put(y, s, e, num.div_(d))
+        torch.div(num, d, out=lay.view(y, s, e))
         den[:, :, s:e] = d
 
 
@@ -331,7 +333,7 @@ class ScaledBiWKVFunction(torch.autograd.Function):
 
         def inputs(s: int, e: int) -> list[Tensor]:
             kv = [lay.get(t, s, e) for t in (k, v)]
-            return [*kv, pf, m, lay.get(y, s, e), den[:, :, s:e].contiguous(), lay.get(grad, s, e)]
+            return [*kv, pf, m, lay.get(y, s, e), den[:, :, s:e], lay.get(grad, s, e)]
 
         carries: tuple[list, list] | None = None
         if len(spans) > 1:
