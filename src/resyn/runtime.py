@@ -7,7 +7,9 @@ the kernel, again and again: RWKV-IR light on a 384x384 input (x4) spends about 
 faults and 20 s in a forward pass that takes 11 s when the memory is reused
 (``benchmarks/model_speed.py``, docs/benchmarks.md). ``tune_cpu_allocator`` raises the
 thresholds so that freed memory stays in the heap and is reused; the cost is that a process
-keeps its peak heap until it exits (up to 1 GiB of it is kept as free memory).
+keeps its peak heap until it exits (glibc never trims it). A 1 GiB trim threshold was
+not enough: RWKV-IR x4 at 512x512 works through more than that and still faulted in about a
+million pages per forward (24.7 s against 19.9 s with no trimming).
 
 The ``resyn`` command calls it at start-up; Python API users call it once themselves (it is
 never done on import). ``RESYN_ALLOCATOR=system`` in the environment turns it off. Other C
@@ -27,7 +29,7 @@ _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 
 MMAP_THRESHOLD = 1 << 30  # allocations above this still get their own mapping
-TRIM_THRESHOLD = 1 << 30  # free memory at the top of the heap kept before returning it
+TRIM_THRESHOLD = -1  # never return the top of the heap (glibc reads -1 as SIZE_MAX)
 TOP_PAD = 64 << 20  # extra heap requested per growth, fewer brk calls
 
 _applied: bool | None = None
@@ -62,5 +64,5 @@ def tune_cpu_allocator() -> bool:
 def allocator_state() -> str:
     """One line for reports and ``resyn info``."""
     if _applied:
-        return f"glibc tuned (mmap threshold {MMAP_THRESHOLD >> 20} MiB, kept free {TRIM_THRESHOLD >> 20} MiB)"
+        return f"glibc tuned (mmap threshold {MMAP_THRESHOLD >> 20} MiB, heap never trimmed)"
     return "system default"
