@@ -64,7 +64,9 @@ def _model_args(items: list[str]) -> dict:
 def train(
     preset: str = typer.Argument(..., help="Training preset (resyn standard list)."),
     model: str = typer.Option(..., "--model", help="Model preset (resyn models)."),
-    train_dir: Path = typer.Option(..., "--train", help="Training data: DIR/HR[/LR_bicubic/X{s}]."),
+    train_dir: Path = typer.Option(
+        ..., "--train", help="Training data: DIR/HR (and DIR/LR_bicubic/X{s} for SR)."
+    ),
     val_dir: Path = typer.Option(..., "--val", help="Validation data, same layout."),
     out: Path = typer.Option(..., "--out", help="Run folder (created)."),
     set_: list[str] = typer.Option([], "--set", help="Override a preset key: KEY=VALUE."),
