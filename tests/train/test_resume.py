@@ -169,3 +169,63 @@ def test_restoration_presets_train(tiny_model, sr_data, tmp_path, preset):
     model = load_model(out / "model.safetensors")
     assert model.config.in_chans == (1 if "gray" in preset else 3)
     assert model.config.upscale == 1
+
+
+def test_init_starts_from_weights_and_checks_them(tiny_model, sr_data, tiny_set, tmp_path):
+    from resyn.models import build_model, save_model
+    from resyn.train.run import prepare
+
+    train_dir, val_dir = sr_data
+    torch.manual_seed(11)
+    start = build_model("tiny-sr", scale=2)
+    for p in start.parameters():
+        p.data.normal_()
+    weights = save_model(start, tmp_path / "start.safetensors", info={"iterations": 7})
+
+    prep = prepare(_opts(train_dir, val_dir, tmp_path / "ft", tiny_set, init=weights))
+    for name, value in start.state_dict().items():
+        assert torch.equal(prep.model.state_dict()[name], value), name
+    init = prep.run["model"]["init"]
+    assert init["info"] == {"iterations": 7} and len(init["sha256"]) == 64
+
+    # A run without --init starts elsewhere (the seed's initial weights).
+    plain = prepare(_opts(train_dir, val_dir, tmp_path / "plain", tiny_set))
+    assert not torch.equal(plain.model.body[0].weight, start.body[0].weight)
+
+    with pytest.raises(RunError, match=r"--init: .*width \(8 in the file, 4 now\)"):
+        prepare(
+            _opts(
+                train_dir, val_dir, tmp_path / "w", tiny_set, init=weights, model_args={"width": 4}
+            )
+        )
+    (tmp_path / "junk.safetensors").write_bytes(b"not weights")
+    with pytest.raises(RunError, match=r"--init: .*not a readable safetensors"):
+        prepare(
+            _opts(train_dir, val_dir, tmp_path / "j", tiny_set, init=tmp_path / "junk.safetensors")
+        )
+    with pytest.raises(RunError, match="--init: weights file not found"):
+        prepare(_opts(train_dir, val_dir, tmp_path / "m", tiny_set, init=tmp_path / "none"))
+
+    # The start is part of the run: resuming with other starting weights is refused.
+    out = tmp_path / "run"
+    train(
+        _opts(
+            train_dir,
+            val_dir,
+            out,
+            [*tiny_set, "iterations=4", "sched.milestones=[2]"],
+            init=weights,
+        )
+    )
+    other = save_model(build_model("tiny-sr", scale=2), tmp_path / "other.safetensors")
+    with pytest.raises(RunError, match="init"):
+        prepare(
+            _opts(
+                train_dir,
+                val_dir,
+                out,
+                [*tiny_set, "iterations=4", "sched.milestones=[2]"],
+                init=other,
+                resume=True,
+            )
+        )

@@ -89,6 +89,9 @@ def train(
         None, "--precision", help="Default: bf16-mixed GPU, 32-true CPU."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    init: Path = typer.Option(
+        None, "--init", help="Start from these weights (save_model safetensors; fine-tuning)."
+    ),
 ) -> None:
     """Train a model on a preset of the unified standard (PyTorch Lightning)."""
     from resyn.train.data import DataError
@@ -114,6 +117,7 @@ def train(
         max_device_batch=max_device_batch,
         precision=precision,
         progress=progress,
+        init=init,
     )
     try:
         prep = prepare(opts)

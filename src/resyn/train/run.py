@@ -49,6 +49,7 @@ class TrainOptions:
     max_device_batch: int | None = None
     precision: str | None = None
     progress: bool = True
+    init: Path | None = None
 
 
 def plan_batch(total: int, world: int, max_device_batch: int | None) -> tuple[int, int]:
@@ -126,6 +127,7 @@ def _comparable(run: dict[str, Any]) -> dict[str, Any]:
                 "preset": run["preset"],
                 "model": run["model"]["name"],
                 "model_args": run["model"].get("args", {}),
+                "init": (run["model"].get("init") or {}).get("sha256"),
                 "config": run["config"],
             }
         )
@@ -135,13 +137,13 @@ def _comparable(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+def _diff(a: Any, b: Any, prefix: str = "", where: str = "in the run") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.", where)
         return out
-    return [] if a == b else [f"{prefix[:-1]} ({a!r} in the run, {b!r} now)"]
+    return [] if a == b else [f"{prefix[:-1]} ({a!r} {where}, {b!r} now)"]
 
 
 @dataclass
@@ -186,6 +188,7 @@ def prepare(opts: TrainOptions) -> Prepared:
         )
     except (ValueError, TypeError) as exc:
         raise RunError(f"--model {opts.model}: {exc}") from None
+    init = _load_init(model, Path(opts.init)) if opts.init is not None else None
 
     accelerator = _resolve_accelerator(opts.accelerator)
     world = _world_size(accelerator, opts.devices, opts.num_nodes)
@@ -203,6 +206,7 @@ def prepare(opts: TrainOptions) -> Prepared:
             "args": opts.model_args,
             "arch": getattr(type(model), "arch", None),
             "parameters": sum(p.numel() for p in model.parameters()),
+            "init": init,
         },
         "data": {
             "train": str(opts.train),
@@ -253,6 +257,36 @@ def prepare(opts: TrainOptions) -> Prepared:
             val_images, config.crop_border, new_run["metric"]["y_channel"]
         )
     return Prepared(opts, config, task, train_pairs, val_images, model, new_run, ckpt)
+
+
+def _load_init(model: Any, path: Path) -> dict[str, Any]:
+    """Start ``model`` from the weights in ``path`` (``save_model`` safetensors, fine-tuning).
+
+    The file's architecture and configuration must be the ones being trained: a mismatch is a
+    RunError naming the differing fields. Returns what run.json records about the start."""
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    from resyn.models.weights import model_config_dict, read_metadata
+
+    try:
+        meta = read_metadata(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise RunError(f"--init: {exc}") from None
+    arch = getattr(type(model), "arch", None)
+    if meta["arch"] != arch:
+        raise RunError(f"--init: {path} holds a {meta['arch']} model, the run trains {arch}")
+    want = json.loads(json.dumps(model_config_dict(model)))
+    diffs = _diff(meta["config"], want, where="in the file")
+    if diffs:
+        raise RunError(f"--init: {path} was built with other settings: " + "; ".join(diffs))
+    model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+    return {
+        "path": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "info": meta["info"],
+    }
 
 
 def _hardware(accelerator: str, devices: Any, nodes: int, world: int, precision: str) -> dict:
