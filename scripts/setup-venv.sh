@@ -24,6 +24,17 @@ fi
 echo "[resyn] installing $torch_req and resyn[$extras] into .venv" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
 # torch first and pinned, so that resolving resyn's own range never pulls a multi-GB CUDA build.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check "$torch_req" >&2
+# On plain PyPI `torch==2.13.0` is the CUDA build: unless RESYN_TORCH chooses, add PyTorch's CPU
+# index when it answers (its 2.13.0+cpu then wins). Offline machines whose pip already finds a
+# local CPU wheel (a find-links folder, a mirror) install that one.
+torch_index=()
+if [ -z "${RESYN_TORCH:-}" ] && .venv/bin/python -c '
+import urllib.request
+urllib.request.urlopen("https://download.pytorch.org/whl/cpu/torch/", timeout=3)
+' >/dev/null 2>&1; then
+    torch_index=(--extra-index-url https://download.pytorch.org/whl/cpu)
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    ${torch_index[@]+"${torch_index[@]}"} "$torch_req" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]" >&2
 echo "$want" > "$stamp"
