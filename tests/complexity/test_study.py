@@ -119,11 +119,11 @@ def test_plot_and_correlate_commands(tmp_path, rng):
               "--psnr", str(p2), "-o", str(fig)],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
-    table = pd.read_csv(tmp_path / "corr.csv")
+    table = pd.read_csv(tmp_path / "corr_correlation.csv")
     assert list(table["restorer"]) == ["swinir", "bicubic"]
     assert table.loc[0, "pearson_complexity"] == pytest.approx(-1.0, abs=1e-9)
     assert (table["n_bpp"] == 60).all() and table["pearson_bpp"].notna().all()
-    assert (tmp_path / "corr.md").read_text().startswith("| restorer |")
+    assert (tmp_path / "corr_correlation.md").read_text().startswith("| restorer |")
     with Image.open(fig) as im:
         assert im.format == "PNG"
 
@@ -138,3 +138,35 @@ def test_correlate_reports_bad_psnr_tables(tmp_path, rng):
               str(tmp_path / "f.png")],
     )  # fmt: skip
     assert r.exit_code == 2 and "missing column(s) name, psnr_y" in " ".join(r.output.split())
+
+
+def _correlate_cli(*args: str):
+    return CliRunner().invoke(app, ["complexity", "correlate", *args])
+
+
+def test_correlate_never_overwrites_its_inputs(tmp_path, rng):
+    """`-o s3.png` used to write its table to s3.csv, replacing the scores table s3.csv."""
+    scores = tmp_path / "s3.csv"
+    _scores(30, rng).to_csv(scores, index=False)
+    psnr = tmp_path / "p.csv"
+    names = [f"img_{i:03d}" for i in range(30)]
+    pd.DataFrame({"name": names, "psnr_y": np.linspace(20, 30, 30)}).to_csv(psnr, index=False)
+    before = {p: p.read_bytes() for p in (scores, psnr)}
+    r = _correlate_cli("--scores", str(scores), "--psnr", str(psnr), "-o", str(tmp_path / "s3.png"))
+    assert r.exit_code == 0, r.output
+    assert {p: p.read_bytes() for p in (scores, psnr)} == before
+    assert (tmp_path / "s3_correlation.csv").exists() and (tmp_path / "s3_correlation.md").exists()
+
+    for extra in (["--table", str(scores)], ["--table", str(tmp_path / "sub" / ".." / "p.csv")]):
+        fig = tmp_path / "refused.png"
+        r = _correlate_cli("--scores", str(scores), "--psnr", str(psnr), "-o", str(fig), *extra)
+        assert r.exit_code == 2, r.output
+        assert "would be overwritten" in " ".join(r.output.split())
+        assert not fig.exists()  # nothing written, not even the figure
+    (tmp_path / "sub").mkdir()
+    r = _correlate_cli(
+        "--scores", str(scores), "--psnr", str(psnr), "-o", str(tmp_path / "f.png"),
+        "--table", str(tmp_path / "sub" / "t.md"),
+    )  # fmt: skip
+    assert r.exit_code == 2 and ".csv" in r.output
+    assert {p: p.read_bytes() for p in (scores, psnr)} == before

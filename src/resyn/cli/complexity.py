@@ -245,7 +245,9 @@ def correlate(
     labels: str = typer.Option(None, "--labels", help="Comma-separated restorer names."),
     metric: str = typer.Option("psnr_y", "--metric", help="PSNR column to use."),
     table: Path = typer.Option(
-        None, "--table", help="Table output (.csv; a .md beside it). Default: next to -o."
+        None,
+        "--table",
+        help="Table output (.csv; a .md beside it). Default: <figure>_correlation.csv next to -o.",
     ),
     compute_bpp: bool = typer.Option(
         True, "--compute-bpp/--no-compute-bpp", help="Compute BPP when the scores lack it."
@@ -272,6 +274,13 @@ def correlate(
         fail(f"restorer names must be unique, got {', '.join(names)} (use --labels)")
     if output.suffix.lower() != ".png":
         fail("the figure is written as PNG: use an output name ending in .png")
+    csv_path = table or output.with_name(f"{output.stem}_correlation.csv")
+    if csv_path.suffix.lower() != ".csv":
+        fail(f"--table {csv_path}: use a file name ending in .csv (a .md is written beside it)")
+    _refuse_overwriting_inputs(
+        {"-o": output, "--table": csv_path, "the Markdown table": csv_path.with_suffix(".md")},
+        [scores, *psnr],
+    )
     try:
         s = load_scores(scores)
         tables = {n: load_psnr(p, metric) for n, p in zip(names, psnr, strict=True)}
@@ -301,7 +310,27 @@ def correlate(
             f"{r['spearman_bpp']:.3f}",
         )
     console.print(view)
-    csv_path = table or output.with_suffix(".csv")
     atomic_write_text(csv_path, result.to_csv(index=False, float_format="%.6f"))
     atomic_write_text(csv_path.with_suffix(".md"), to_markdown(result))
     console.print(f"wrote {output}, {csv_path} and {csv_path.with_suffix('.md')}")
+
+
+def _refuse_overwriting_inputs(outputs: dict[str, Path], inputs: list[Path]) -> None:
+    """Stop before writing anything if an output would replace an input (or another output)."""
+    import os
+
+    def key(p: Path) -> str:
+        return os.path.normcase(os.path.realpath(p))
+
+    given = {key(p): p for p in inputs}
+    seen: dict[str, str] = {}
+    for what, path in outputs.items():
+        k = key(path)
+        if k in given:
+            fail(
+                f"{what} {path} is the input {given[k]}: it would be overwritten; "
+                "choose another output name"
+            )
+        if k in seen:
+            fail(f"{what} {path} is also {seen[k]}; choose distinct output names")
+        seen[k] = what
