@@ -257,3 +257,37 @@ def test_scaled_path_in_segments_with_carries(monkeypatch, T, channels_first):
     want = torch.autograd.grad(ref, (k, v, w, u), g.double())
     for name, a, b in zip("kvwu", got, want):
         assert rel_err(a, b, grad_floor(g, v)) <= GRAD_TOL, f"gradient of {name}"
+
+
+@pytest.mark.parametrize(
+    "shapes, message",
+    [
+        (((4,), (4,), (3,), (3,)), "shape \\(B, C, T\\) \\(channels_first=True\\); got k \\(4,\\)"),
+        (((1, 3, 4), (1, 3, 5), (3,), (3,)), "k \\(1, 3, 4\\) and v \\(1, 3, 5\\) differ"),
+        (((1, 3, 4), (1, 3, 4), (4,), (3,)), "w must have shape \\(3,\\) \\(C of \\(B, C, T\\)\\)"),
+    ],
+)
+def test_channels_first_errors_name_the_layout_given(shapes, message):
+    # Validation runs on the tensors as passed, not on transposed views: a 1-D input used to
+    # raise IndexError and shapes were reported transposed under "(B, T, C)".
+    tensors = [torch.zeros(s) for s in shapes]
+    with pytest.raises(ValueError, match=message):
+        bi_wkv(*tensors, channels_first=True)
+
+
+def test_channels_first_non_tensor_is_a_clear_error():
+    z = torch.zeros(1, 3, 4)
+    with pytest.raises(ValueError, match=r"k must be a torch\.Tensor, got list"):
+        bi_wkv([[0.0]], z, torch.zeros(3), torch.zeros(3), channels_first=True)
+
+
+@pytest.mark.parametrize("channels_first", [False, True])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("name", ["w", "u"])
+def test_non_finite_decay_or_bonus_is_refused(name, bad, channels_first):
+    z = torch.zeros(1, 3, 4) if channels_first else torch.zeros(1, 4, 3)
+    w, u = torch.zeros(3), torch.zeros(3)
+    (w if name == "w" else u)[1] = bad
+    for method in ("auto", "general"):
+        with pytest.raises(ValueError, match=f"{name} contains NaN or Inf"):
+            bi_wkv(z, z, w, u, method=method, channels_first=channels_first)

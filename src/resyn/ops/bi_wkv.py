@@ -55,10 +55,7 @@ def bi_wkv(
     """
     if method not in METHODS:
         raise ValueError(f"bi_wkv: method must be one of {', '.join(METHODS)}, not {method!r}")
-    if channels_first:
-        _validate(k.transpose(-1, -2), v.transpose(-1, -2), w, u)
-    else:
-        _validate(k, v, w, u)
+    _validate(k, v, w, u, channels_first)
     out_dtype = v.dtype
     cdt = _compute_dtype(v)
     T = v.shape[-1] if channels_first else v.shape[1]
@@ -95,24 +92,38 @@ def bi_wkv(
     return y.to(out_dtype)
 
 
-def _validate(k: Tensor, v: Tensor, w: Tensor, u: Tensor) -> None:
+def _validate(k: Tensor, v: Tensor, w: Tensor, u: Tensor, channels_first: bool = False) -> None:
+    """Check the inputs as given (before any transpose), naming the layout the caller used."""
     names = {"k": k, "v": v, "w": w, "u": u}
     for name, t in names.items():
         if not isinstance(t, Tensor):
             raise ValueError(f"bi_wkv: {name} must be a torch.Tensor, got {type(t).__name__}")
         if not t.is_floating_point():
             raise ValueError(f"bi_wkv: {name} must be a floating-point tensor, got {t.dtype}")
+    layout = "(B, C, T)" if channels_first else "(B, T, C)"
     if k.dim() != 3 or v.dim() != 3:
         raise ValueError(
-            f"bi_wkv: k and v must have shape (B, T, C); got k {tuple(k.shape)}, v {tuple(v.shape)}"
+            f"bi_wkv: k and v must have shape {layout}"
+            + (" (channels_first=True)" if channels_first else "")
+            + f"; got k {tuple(k.shape)}, v {tuple(v.shape)}"
         )
     if k.shape != v.shape:
-        raise ValueError(f"bi_wkv: k {tuple(k.shape)} and v {tuple(v.shape)} differ in shape")
-    C = v.shape[-1]
+        raise ValueError(
+            f"bi_wkv: k {tuple(k.shape)} and v {tuple(v.shape)} differ in shape {layout}"
+        )
+    C = v.shape[1] if channels_first else v.shape[-1]
     for name, t in (("w", w), ("u", u)):
         if t.dim() != 1 or t.shape[0] != C:
-            raise ValueError(f"bi_wkv: {name} must have shape ({C},), got {tuple(t.shape)}")
+            raise ValueError(
+                f"bi_wkv: {name} must have shape ({C},) (C of {layout}), got {tuple(t.shape)}"
+            )
     devices = {t.device for t in names.values()}
     if len(devices) > 1:
         found = ", ".join(f"{n} on {t.device}" for n, t in names.items())
         raise ValueError(f"bi_wkv: all inputs must be on one device; got {found}")
+    # w and u are per-channel (C values): checking them costs nothing next to the scans. Meta
+    # tensors have no values, and graph capture must not branch on data.
+    if w.device.type != "meta" and not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        for name, t in (("w", w), ("u", u)):
+            if not bool(torch.isfinite(t.detach()).all()):
+                raise ValueError(f"bi_wkv: {name} contains NaN or Inf")
