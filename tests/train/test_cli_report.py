@@ -102,4 +102,11 @@ def test_train_bad_input_is_clear(tiny_model, sr_data, tmp_path):
         app, [*base, "--train", str(train), "--set", "patch=16", "--model-arg", "nosuch=1"]
     )
     assert r.exit_code == 2 and "nosuch" in r.output
+    # A corrupt LR file of the training set: an error line naming it, before anything runs.
+    (train / "LR_bicubic" / "X2").mkdir(parents=True)
+    for i in range(4):
+        (train / "LR_bicubic" / "X2" / f"t{i}x2.png").write_bytes(b"corrupt")
+    r = runner.invoke(app, [*base, "--train", str(train), "--set", "patch=16"])
+    assert r.exit_code == 2 and "cannot read" in r.output and "t0x2.png" in r.output, r.output
+    assert "Traceback" not in r.output
     assert not (tmp_path / "o").exists()

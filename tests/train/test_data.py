@@ -127,3 +127,12 @@ def test_training_prefers_sub_images(sr_data):
     pairs = find_pairs(train, task, prefer_sub=True)
     assert [(p.name, p.lr.name) for p in pairs] == [("t0_s001", "t0_s001.png")]
     assert len(find_pairs(train, task)) == 4  # validation reads the full images
+
+
+def test_unreadable_lr_is_a_data_error(sr_data):
+    _, val = sr_data
+    task = parse_task("sr-x2")
+    bad = val / "LR_bicubic" / "X2" / "v1x2.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a PNG")
+    with pytest.raises(DataError, match=r"--train: cannot read .*v1x2\.png"):
+        check_pairs(find_pairs(val, task), 2, what="--train")

@@ -76,27 +76,31 @@ def find_pairs(
 def check_pairs(pairs: list[Pair], scale: int, *, min_hr: int = 1, what: str = "data") -> None:
     """Header-only size checks: LR x scale must match HR (HR may exceed by < scale pixels, which
     is mod-cropped), and every HR side must be at least ``min_hr`` (the training patch)."""
-    from PIL import Image
-
     for pair in pairs:
-        try:
-            with Image.open(pair.hr) as im:
-                w, h = im.size
-        except OSError as exc:
-            raise DataError(f"{what}: cannot read {pair.hr} ({exc})") from None
+        w, h = _header_size(pair.hr, what)
         if min(h, w) < min_hr:
             raise DataError(
                 f"{what}: {pair.hr} is {w}x{h}, smaller than the training patch {min_hr}"
             )
         if pair.lr is None:
             continue
-        with Image.open(pair.lr) as im:
-            lw, lh = im.size
+        lw, lh = _header_size(pair.lr, what)
         if not (0 <= h - lh * scale < scale and 0 <= w - lw * scale < scale):
             raise DataError(
                 f"{what}: LR {pair.lr} is {lw}x{lh} but HR {pair.hr} is {w}x{h}; "
                 f"with scale {scale} the HR should be {lw * scale}x{lh * scale}"
             )
+
+
+def _header_size(path: Path, what: str) -> tuple[int, int]:
+    """(width, height) from the image header; an unreadable file is a DataError naming it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{what}: cannot read {path} ({exc})") from None
 
 
 def _load(path: Path, task: Any, target: bool = True) -> np.ndarray:
