@@ -210,3 +210,44 @@ def test_channel_mix_inference_path_equals_the_training_path():
     assert torch.allclose(trained, inferred, atol=1e-6)
     want = torch.sigmoid(mix.receptance(x)) * mix.value(torch.relu(mix.key(x)) ** 2)
     assert torch.allclose(trained, want, atol=1e-6)
+
+
+def test_dc_shift_batch_norm_on_one_value_per_channel():
+    # Training BatchNorm on batch x H x W = 1 has no batch statistics: a clear ValueError that
+    # names the part and the ways out, instead of torch's bare "Expected more than 1 value".
+    shift = DCShift(3, norm="batch").train()
+    with pytest.raises(ValueError, match=r"DC-Shift BatchNorm.*\(1, 3, 1, 1\).*shift_norm="):
+        shift(torch.rand(1, 3, 1, 1))
+    model = tiny(shift_norm="batch").train()
+    with pytest.raises(ValueError, match="DC-Shift BatchNorm"):
+        model(torch.rand(1, 3, 1, 1))
+    # more than one value per channel still trains: a batch of two pixels, or two pixels
+    assert shift(torch.rand(2, 3, 1, 1)).shape == (2, 3, 1, 1)
+    assert model(torch.rand(1, 3, 1, 2)).shape == (1, 3, 2, 4)
+    # eval mode uses the running statistics, as before: 1x1 works and equals plain BatchNorm
+    shift.eval()
+    x = torch.rand(1, 3, 1, 1)
+    plain = torch.nn.BatchNorm2d(3).eval()
+    plain.load_state_dict(shift.norm_in.state_dict())
+    assert torch.equal(shift.norm_in(x), plain(x))
+    assert torch.isfinite(model.eval()(x)).all()
+
+
+def test_dc_shift_instance_norm_on_one_pixel():
+    shift = DCShift(3, norm="instance")
+    with torch.no_grad():
+        shift.norm_in.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    # one pixel: x - mean is exactly 0, so instance norm gives its bias (torch refuses, even
+    # in eval mode, which broke 1x1 images with shift_norm="instance")
+    x = torch.rand(2, 3, 1, 1)
+    assert torch.equal(
+        shift.eval().norm_in(x), shift.norm_in.bias.view(1, 3, 1, 1).expand(2, 3, 1, 1)
+    )
+    assert tiny(shift_norm="instance")(torch.rand(1, 3, 1, 1)).shape == (1, 3, 2, 2)
+    # more than one pixel: unchanged InstanceNorm2d
+    y = torch.rand(1, 3, 2, 3)
+    plain = torch.nn.InstanceNorm2d(3, affine=True)
+    plain.load_state_dict(shift.norm_in.state_dict())
+    assert torch.equal(shift.norm_in(y), plain(y))
+    with pytest.raises(ValueError, match="DC-Shift InstanceNorm"):
+        shift.train()(torch.rand(2, 3, 1, 1))

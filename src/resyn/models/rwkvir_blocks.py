@@ -25,11 +25,51 @@ def to_image(x: Tensor, hw: tuple[int, int]) -> Tensor:
     return x.transpose(1, 2).reshape(B, C, hw[0], hw[1])
 
 
+class ShiftBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (same parameters and state) that names the cause when it cannot train.
+
+    In training, batch statistics need more than one value per channel (batch x H x W > 1);
+    torch's own error ("Expected more than 1 value per channel") does not say which part of
+    the model or what to change. In eval mode the running statistics are used, so any size,
+    1x1 included, works as before.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and x.dim() == 4 and x.shape[0] * x.shape[2] * x.shape[3] == 1:
+            raise ValueError(
+                f"DC-Shift BatchNorm (shift_norm='batch') cannot train on input {tuple(x.shape)}: "
+                "batch statistics need more than one value per channel (batch x height x width "
+                "> 1). Train on a larger batch or image, use .eval() for inference, or build "
+                "the model with shift_norm='none'"
+            )
+        return super().forward(x)
+
+
+class ShiftInstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d(affine=True)`` that also accepts one pixel outside training.
+
+    With one pixel per image x - mean is exactly 0, so the normalised map is the bias; torch
+    refuses such inputs even in eval mode (its check says "when training"), which would break
+    the model on 1x1 images. In training a single pixel is refused with a clear message.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 4 and x.shape[2] * x.shape[3] == 1:
+            if self.training:
+                raise ValueError(
+                    f"DC-Shift InstanceNorm (shift_norm='instance') cannot train on input "
+                    f"{tuple(x.shape)}: instance statistics need more than one pixel. Train "
+                    "on larger images or build the model with shift_norm='none'"
+                )
+            return torch.zeros_like(x) + self.bias.view(1, -1, 1, 1).to(x.dtype)
+        return super().forward(x)
+
+
 def _norm2d(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
-        return nn.BatchNorm2d(channels)
+        return ShiftBatchNorm2d(channels)
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
+        return ShiftInstanceNorm2d(channels, affine=True)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"shift_norm must be 'batch', 'instance' or 'none', not {kind!r}")
