@@ -133,7 +133,7 @@ def train(
     )
     try:
         path = run_training(prep, echo=lambda m: console.print(m, highlight=False, soft_wrap=True))
-    except NonFiniteLossError as exc:
+    except (NonFiniteLossError, DataError) as exc:
         fail(str(exc))
     if path is not None:
         console.print(f"weights: {path}", highlight=False, soft_wrap=True)

@@ -67,6 +67,12 @@ class DataConfig(_Strict):
     cache_mb: int = Field(
         1024, ge=0, description="decoded images (and on-the-fly LR) kept in memory per process"
     )
+    verify_mb: int = Field(
+        512,
+        ge=0,
+        description="decode every training image once before training when the training files "
+        "total at most this many MB (0: never; image headers are always checked)",
+    )
 
 
 class ValConfig(_Strict):

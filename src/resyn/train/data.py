@@ -92,6 +92,25 @@ def check_pairs(pairs: list[Pair], scale: int, *, min_hr: int = 1, what: str = "
             )
 
 
+def decode_all(pairs: list[Pair], *, what: str = "data", max_bytes: int | None = None) -> bool:
+    """Decode every file of ``pairs`` once: a truncated or corrupt image whose header is fine
+    (``check_pairs`` reads headers only) is a DataError naming it, before training starts.
+
+    Skipped (returns False) when the files total more than ``max_bytes``: decoding a large
+    dataset takes long, and such an image is then met (and named) during training instead."""
+    from resyn.io import ImageReadError, read_image
+
+    paths = [p for pair in pairs for p in (pair.hr, pair.lr) if p is not None]
+    if max_bytes is not None and sum(p.stat().st_size for p in paths) > max_bytes:
+        return False
+    for path in paths:
+        try:
+            read_image(path)
+        except ImageReadError as exc:
+            raise DataError(f"{what}: cannot read {path}: {exc.reason}") from None
+    return True
+
+
 def _header_size(path: Path, what: str) -> tuple[int, int]:
     """(width, height) from the image header; an unreadable file is a DataError naming it."""
     from PIL import Image

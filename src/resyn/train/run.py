@@ -134,6 +134,7 @@ def _comparable(run: dict[str, Any]) -> dict[str, Any]:
     )
     out["config"].get("data", {}).pop("workers", None)
     out["config"].get("data", {}).pop("cache_mb", None)
+    out["config"].get("data", {}).pop("verify_mb", None)
     return out
 
 
@@ -162,7 +163,7 @@ def prepare(opts: TrainOptions) -> Prepared:
     """Everything that can fail before training: config, data, model, batch plan, resume."""
     from resyn.degrade import parse_task
     from resyn.models import build_model
-    from resyn.train.data import check_pairs, find_pairs, load_val
+    from resyn.train.data import check_pairs, decode_all, find_pairs, load_val
     from resyn.train.loop import baseline_metrics
     from resyn.train.standard import load_config
 
@@ -176,6 +177,8 @@ def prepare(opts: TrainOptions) -> Prepared:
 
     train_pairs = find_pairs(opts.train, task, what="--train", prefer_sub=True)
     check_pairs(train_pairs, task.scale, min_hr=config.patch, what="--train")
+    verify = config.data.verify_mb
+    decoded = verify > 0 and decode_all(train_pairs, what="--train", max_bytes=verify << 20)
     val_pairs = find_pairs(opts.val, task, what="--val")
     check_pairs(val_pairs, task.scale, what="--val")
 
@@ -212,6 +215,7 @@ def prepare(opts: TrainOptions) -> Prepared:
             "train": str(opts.train),
             "val": str(opts.val),
             "train_images": len(train_pairs),
+            "train_decoded": decoded,
             "val_images": len(val_pairs),
         },
         "batch": {
@@ -433,7 +437,18 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / RUN_FILE, json.dumps(run, indent=2) + "\n")
     torch.manual_seed(cfg.seed)
-    trainer.fit(module, ckpt_path=str(prep.ckpt) if prep.ckpt else None, weights_only=True)
+    try:
+        trainer.fit(module, ckpt_path=str(prep.ckpt) if prep.ckpt else None, weights_only=True)
+    except DataError as exc:
+        # An image that only fails when decoded (a truncated file) is met in the DataLoader,
+        # possibly in a worker process, whose re-raised message carries its traceback.
+        reason = str(exc).strip().splitlines()[-1]
+        reason = reason.split("DataError: ", 1)[-1]
+        last = out / "checkpoints" / "last.ckpt"
+        kept = f"the last good checkpoint {last} is kept" if last.is_file() else "no checkpoint yet"
+        raise DataError(
+            f"--train: {reason}; training stopped at iteration {trainer.global_step} ({kept})"
+        ) from None
 
     if trainer.is_global_zero:
         final = {
