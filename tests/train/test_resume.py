@@ -229,3 +229,53 @@ def test_init_starts_from_weights_and_checks_them(tiny_model, sr_data, tiny_set,
                 resume=True,
             )
         )
+
+
+def test_run_stopped_before_first_checkpoint_starts_again(
+    tiny_model, sr_data, tiny_set, tmp_path, monkeypatch
+):
+    train_dir, val_dir = sr_data
+    out = tmp_path / "early"
+    original = StandardLoop.on_train_batch_end
+
+    def killing(self, trainer, *args):
+        original(self, trainer, *args)
+        if trainer.global_step == 3:  # validated at 2 (best.ckpt), first checkpoint due at 4
+            raise Killed
+
+    monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing)
+    with pytest.raises(Killed):
+        train(_opts(train_dir, val_dir, out, tiny_set))
+    monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
+    assert (out / "run.json").is_file() and not (out / "checkpoints" / "last.ckpt").exists()
+    stale = torch.load(out / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert stale["global_step"] == 2
+
+    # Nothing to resume, and the message says what to do; doing it works.
+    with pytest.raises(RunError, match="start again without --resume"):
+        train(_opts(train_dir, val_dir, out, tiny_set, resume=True))
+    from resyn.train.run import prepare
+
+    assert prepare(_opts(train_dir, val_dir, out, tiny_set)).restart
+    # The restarted run must not keep the stopped run's best checkpoint: stop it again before
+    # its first validation.
+
+    def killing_at_1(self, trainer, *args):
+        original(self, trainer, *args)
+        if trainer.global_step == 1:
+            raise Killed
+
+    monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing_at_1)
+    with pytest.raises(Killed):
+        train(_opts(train_dir, val_dir, out, tiny_set))
+    monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
+    assert not (out / "checkpoints" / "best.ckpt").exists()
+    assert [r[0] for r in _logged(out / "metrics.csv")] == [1]
+
+    train(_opts(train_dir, val_dir, out, tiny_set))
+    rows = _logged(out / "metrics.csv")
+    assert [r[0] for r in rows] == list(range(1, 9))
+    assert (out / "model.safetensors").is_file()
+    # A run with a checkpoint is still protected.
+    with pytest.raises(RunError, match="already holds a run"):
+        prepare(_opts(train_dir, val_dir, out, tiny_set))

@@ -123,6 +123,12 @@ def train(
         prep = prepare(opts)
     except (ConfigError, DataError, RunError, FileNotFoundError) as exc:
         fail(str(exc))
+    if prep.restart:
+        console.print(
+            f"{out} holds a run that stopped before its first checkpoint: starting it again",
+            highlight=False,
+            soft_wrap=True,
+        )
     b, base = prep.run["batch"], prep.run.get("baseline")
     console.print(
         f"{prep.config.name}: {prep.config.iterations} iterations, total batch {b['total']} = "

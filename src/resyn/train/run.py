@@ -157,6 +157,7 @@ class Prepared:
     model: Any
     run: dict[str, Any]
     ckpt: Path | None
+    restart: bool = False  # a fresh start over a run that stopped before its first checkpoint
 
 
 def prepare(opts: TrainOptions) -> Prepared:
@@ -201,6 +202,7 @@ def prepare(opts: TrainOptions) -> Prepared:
     out = Path(opts.out)
     run_file = out / RUN_FILE
     ckpt = out / "checkpoints" / "last.ckpt"
+    restart = False
     new_run = {
         "preset": opts.preset,
         "config": config.model_dump(mode="json"),
@@ -250,17 +252,20 @@ def prepare(opts: TrainOptions) -> Prepared:
         new_run["baseline"] = old.get("baseline")
         new_run["sessions"] = [*old.get("sessions", [old["hardware"]]), new_run["hardware"]]
     else:
-        if run_file.exists() or ckpt.exists():
+        if ckpt.exists() or (out / "model.safetensors").exists():
             raise RunError(
                 f"{out} already holds a run; pass --resume to continue it or choose another --out"
             )
+        # run.json without a checkpoint: a run that stopped before its first checkpoint. It
+        # trained nothing durable (--resume has nothing to continue), so it is started again.
+        restart = run_file.exists()
         ckpt = None
     val_images = load_val(val_pairs, task)
     if new_run.get("baseline") is None and launched_rank() == 0:
         new_run["baseline"] = baseline_metrics(
             val_images, config.crop_border, new_run["metric"]["y_channel"]
         )
-    return Prepared(opts, config, task, train_pairs, val_images, model, new_run, ckpt)
+    return Prepared(opts, config, task, train_pairs, val_images, model, new_run, ckpt, restart)
 
 
 def _load_init(model: Any, path: Path) -> dict[str, Any]:
@@ -434,6 +439,8 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
         log_every_n_steps=cfg.log_every,
     )
     if trainer.is_global_zero:
+        if prep.restart:
+            _clear_stopped_run(out)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / RUN_FILE, json.dumps(run, indent=2) + "\n")
     torch.manual_seed(cfg.seed)
@@ -472,6 +479,17 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
         save_model(module.eval_model, out / "model.safetensors", info=info)
         return out / "model.safetensors"
     return None
+
+
+def _clear_stopped_run(out: Path) -> None:
+    """Remove what a run that stopped before its first checkpoint left beside run.json (its
+    best-so-far weights and TensorBoard events), so that none of it is mistaken for the new
+    run's. Its metrics.csv rows are dropped by the loop when training starts at step 0."""
+    import shutil
+
+    for name in ("checkpoints/best.ckpt", "best.safetensors"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "tensorboard", ignore_errors=True)
 
 
 def _last_psnr(out: Path) -> float | None:
