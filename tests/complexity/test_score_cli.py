@@ -179,8 +179,9 @@ def _crash_on_marked_files(paths, with_bpp=False, max_pixels=None):
 
 def test_a_worker_that_dies_costs_one_error_row_not_the_run(tmp_path, monkeypatch):
     import resyn.complexity.runner as runner
+    from resyn.io import parallel
 
-    monkeypatch.setattr(runner, "_MP_START", "fork")  # children see the patched function
+    monkeypatch.setattr(parallel, "MP_START", "fork")  # children see the patched function
     monkeypatch.setattr(runner, "score_paths", _crash_on_marked_files)
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -190,5 +191,18 @@ def test_a_worker_that_dies_costs_one_error_row_not_the_run(tmp_path, monkeypatc
     summary = run_scoring(find_images([folder]), out, center=0.0, workers=2, batch_size=2)
     df = pd.read_csv(out, keep_default_na=False).set_index("path")
     assert len(df) == 5 and summary.error_rows == 1
-    assert "worker process died" in df.loc[str(folder / "crash.png"), "error"]
+    assert "worker died on this file" in df.loc[str(folder / "crash.png"), "error"]
     assert (df.drop(str(folder / "crash.png"))["error"] == "").all()
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:1", "tcp://127.0.0.1"])
+def test_unreachable_or_bad_scheduler_is_one_clear_line(tmp_path, monkeypatch, address):
+    pytest.importorskip("distributed")
+    from resyn.io import parallel
+
+    monkeypatch.setattr(parallel, "DEFAULT_CONNECT_TIMEOUT", 1.0)
+    Image.fromarray(_photo(16, 16)).save(tmp_path / "a.png")
+    args = [str(tmp_path), "-o", str(tmp_path / "s.csv"), "--engine", "dask"]
+    msg = _fails([*args, "--scheduler", address])
+    assert address in msg and "Traceback" not in msg
+    assert "cannot reach the Dask scheduler" in msg or "invalid Dask scheduler address" in msg

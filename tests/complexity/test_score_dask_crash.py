@@ -48,5 +48,5 @@ def test_a_dying_dask_worker_costs_one_error_row(tmp_path, monkeypatch):
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     df = pd.read_csv(out, keep_default_na=False).set_index("path")
     assert len(df) == 4 and summary.error_rows == 1
-    assert "Dask task failed" in df.loc[str(folder / "crash.png"), "error"]
+    assert "worker died on this file (Dask" in df.loc[str(folder / "crash.png"), "error"]
     assert (df.drop(str(folder / "crash.png"))["error"] == "").all()

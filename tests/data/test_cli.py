@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from resyn.cli.main import app
 from resyn.data import BuildOptions, Source, build_dataset, read_manifest
 from resyn.data.engine import run_tasks
+from resyn.data.work import analyze_file
 
 _spec = importlib.util.spec_from_file_location("pools", Path(__file__).with_name("pools.py"))
 pools = importlib.util.module_from_spec(_spec)
@@ -114,3 +115,50 @@ def test_dask_engine_builds_the_same_dataset(tmp_path: Path) -> None:
         )
     assert runs["local"] == runs["dask"]
     assert len(runs["dask"][1]) == 4
+
+
+def _analyze_or_die(source, root, relpath, size, mtime_ns, center):
+    import os
+
+    if "crash" in relpath:
+        os._exit(3)  # what a segfaulting decoder or the OOM killer does to a worker
+    return analyze_file(source, root, relpath, size, mtime_ns, center)
+
+
+def test_a_file_that_kills_its_worker_is_an_unreadable_row(tmp_path: Path, monkeypatch) -> None:
+    import resyn.data.work as work
+    from resyn.io import parallel
+
+    monkeypatch.setattr(parallel, "MP_START", "fork")  # children see the patched function
+    monkeypatch.setattr(work, "analyze_file", _analyze_or_die)
+    pool = pools.make_clean_pool(tmp_path / "pool", 2, 2)
+    pools.save(pool / "crash.png", pools.noisy(40))
+    out = tmp_path / "set"
+    res = runner.invoke(
+        app,
+        ["dataset", "build", "-s", f"p={pool}", "-o", str(out), "--min-size", "64",
+         "--scales", "2", "--workers", "2"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rows = {Path(r.path).name: r for r in read_manifest(out / "manifest.csv")}
+    assert len(rows) == 5
+    assert rows["crash.png"].reason.startswith("unreadable: worker died on this file")
+    assert sum(r.kept for r in rows.values()) == 4  # the others were not lost with it
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:1", "tcp://127.0.0.1"])
+def test_unreachable_or_bad_scheduler_is_one_clear_line(tmp_path: Path, monkeypatch, address):
+    pytest.importorskip("distributed")
+    from resyn.io import parallel
+
+    monkeypatch.setattr(parallel, "DEFAULT_CONNECT_TIMEOUT", 1.0)
+    pool = pools.make_clean_pool(tmp_path / "pool", 1, 1)
+    res = runner.invoke(
+        app,
+        ["dataset", "build", "-s", f"p={pool}", "-o", str(tmp_path / "o"), "--min-size", "64",
+         "--engine", "dask", "--scheduler", address],
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    text = _text(res)
+    assert "error:" in text and address in text and "Traceback" not in res.output
+    assert "cannot reach the Dask scheduler" in text or "invalid Dask scheduler address" in text

@@ -24,9 +24,6 @@ from resyn.io.images import DEFAULT_MAX_PIXELS
 
 ProgressFn = Callable[[int], None]
 
-# Worker processes start clean (no inherited threads or state from the parent).
-_MP_START = "spawn" if os.name == "nt" else "forkserver"
-
 
 @dataclass
 class ScoreSummary:
@@ -65,7 +62,7 @@ def run_scoring(
     retry_errors: bool = False,
     checkpoint_seconds: float = 30.0,
     batch_size: int = 4,
-    connect_timeout: float = 20.0,
+    connect_timeout: float | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: ProgressFn | None = None,
 ) -> ScoreSummary:
@@ -73,7 +70,9 @@ def run_scoring(
     out = check_output_path(output)
     if engine not in ("local", "dask"):
         raise ValueError(f"unknown engine {engine!r} (local or dask)")
-    workers = max(1, workers or _cpu_count())
+    from resyn.io.parallel import default_workers
+
+    workers = max(1, workers or default_workers())
     rows: dict[str, dict[str, Any]] = {}
     if out.exists():
         for rec in read_table(out).to_dict("records"):
@@ -112,13 +111,6 @@ def run_scoring(
     return summary
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _batches(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -131,73 +123,25 @@ def _execute(
     engine: str,
     scheduler: str | None,
     batch_size: int,
-    connect_timeout: float,
+    connect_timeout: float | None,
 ) -> Iterator[list[dict[str, Any]]]:
-    if not todo:
-        return
-    batches = _batches(todo, batch_size)
-    if engine == "dask":
-        yield from _run_dask(batches, with_bpp, max_pixels, workers, scheduler, connect_timeout)
-    elif workers == 1 or len(todo) == 1:
-        for b in batches:
-            yield score_paths(b, with_bpp, max_pixels)
-    else:
-        yield from _run_local(batches, with_bpp, max_pixels, workers)
+    """Batches of rows, as they complete (``resyn.io.parallel``: a file that kills its worker
+    process costs an error row, not the run). Workers get absolute paths (a Dask worker's
+    working folder is not ours); the rows carry the paths as given."""
+    from resyn.io import parallel
 
-
-def _run_local(
-    batches: list[list[str]], with_bpp: bool, max_pixels: int | None, workers: int
-) -> Iterator[list[dict[str, Any]]]:
-    """Process pool with a bounded number of batches in flight. If a worker process dies (a
-    crashing decoder, the OOM killer), the batches in flight are retried one file per task in a
-    fresh pool, and a file that kills a worker again gets an error row."""
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    ctx = mp.get_context(_MP_START)
-    pending = list(reversed(batches))
-    suspects: list[str] = []
-    while pending:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        inflight: dict[Any, list[str]] = {}
-        broken = False
-        try:
-            while (pending or inflight) and not broken:
-                while pending and len(inflight) < workers * 3:
-                    b = pending.pop()
-                    inflight[pool.submit(score_paths, b, with_bpp, max_pixels)] = b
-                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    b = inflight.pop(fut)
-                    try:
-                        result = fut.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        suspects.extend(b)
-                        continue
-                    yield result
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if broken:
-            for b in inflight.values():
-                suspects.extend(b)
-            for path in suspects:
-                yield [_isolated(path, with_bpp, max_pixels, ctx)]
-            suspects.clear()
-
-
-def _isolated(path: str, with_bpp: bool, max_pixels: int | None, ctx: Any) -> dict[str, Any]:
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        try:
-            return pool.submit(score_paths, [path], with_bpp, max_pixels).result()[0]
-        except BrokenProcessPool:
-            return _failed_row(
-                path, "the worker process died on this file (decoder crash or out of memory)"
-            )
+    given = {os.path.abspath(p): p for p in todo}
+    for batch, rows in parallel.run_batches(
+        score_paths,
+        _batches(list(given), batch_size),
+        (with_bpp, max_pixels),
+        on_death=_failed_row,
+        workers=workers,
+        engine=engine,
+        scheduler=scheduler,
+        connect_timeout=connect_timeout,
+    ):
+        yield [{**row, "path": given[p]} for row, p in zip(rows, batch, strict=True)]
 
 
 def _failed_row(path: str, reason: str) -> dict[str, Any]:
@@ -206,82 +150,3 @@ def _failed_row(path: str, reason: str) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(COLUMNS, float("nan"))
     row.update(path=path, width=None, height=None, error=reason)
     return row
-
-
-def _run_dask(
-    batches: list[list[str]],
-    with_bpp: bool,
-    max_pixels: int | None,
-    workers: int,
-    scheduler: str | None,
-    connect_timeout: float = 20.0,
-) -> Iterator[list[dict[str, Any]]]:
-    """Same work on a Dask cluster; the files must be readable at the same paths on the
-    workers (a shared file system) and resyn installed there. Files of a failed task (a worker
-    died) are retried one at a time at the end; one that fails on its own gets an error row."""
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise ValueError(
-            "--engine dask needs dask.distributed: pip install 'dask[distributed]'"
-        ) from None
-    cluster = None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout=f"{connect_timeout}s")
-        except OSError as exc:
-            raise ValueError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
-    else:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=40,
-        )
-        client = Client(cluster)
-    # absolute paths: the workers' working folder is not ours
-    origin: dict[Any, list[str]] = {}
-
-    def submit(batch: list[str]) -> Any:
-        fut = client.submit(
-            score_paths, [os.path.abspath(p) for p in batch], with_bpp, max_pixels, pure=False
-        )
-        origin[fut] = batch
-        return fut
-
-    try:
-        pending = list(reversed(batches))
-        n_workers = len(client.scheduler_info().get("workers", {})) or workers
-        queue = as_completed(
-            [submit(pending.pop()) for _ in range(min(3 * n_workers, len(pending)))]
-        )
-        suspects: list[str] = []
-        for fut in queue:
-            batch = origin.pop(fut)
-            try:
-                result = fut.result()
-            except ImportError as exc:
-                raise ValueError(
-                    f"the Dask workers cannot run resyn ({exc}); install resyn on every worker"
-                ) from None
-            except Exception:  # a worker died (KilledWorker), maybe because of another task
-                suspects.extend(batch)
-            else:
-                yield [{**row, "path": p} for row, p in zip(result, batch, strict=True)]
-            if pending:
-                queue.add(submit(pending.pop()))
-        # Files of failed tasks, one at a time (nothing else running that a crash could take
-        # down with it): those that fail alone get an error row.
-        for p in suspects:
-            fut = submit([p])
-            try:
-                row = fut.result()[0]
-            except Exception as exc:
-                row = _failed_row(p, f"the Dask task failed: {type(exc).__name__}: {exc}")
-            origin.pop(fut, None)
-            yield [{**row, "path": p}]
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

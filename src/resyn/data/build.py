@@ -239,13 +239,24 @@ def _build_locked(
                 todo.append((src.name, str(src.path.resolve()), rel, size, mtime, options.center))
     total = sum(len(v) for v in inputs.values())
     log(f"analysing {len(todo)} of {total} files ({total - len(todo)} from the journal)")
-    from resyn.data.work import analyze_file, write_outputs
+    from resyn.data.work import (
+        analysis_of_dead_worker,
+        analyze_file,
+        write_outputs,
+        writing_killed_worker,
+    )
 
     progress("analyse", 0, len(todo))
+    analyses = run_tasks(
+        analyze_file,
+        todo,
+        workers=workers,
+        engine=engine,
+        scheduler=scheduler,
+        on_death=analysis_of_dead_worker,
+    )
     with journal.open("a", encoding="utf-8") as jf:
-        for i, rec in enumerate(
-            run_tasks(analyze_file, todo, workers=workers, engine=engine, scheduler=scheduler), 1
-        ):
+        for i, rec in enumerate(analyses, 1):
             jf.write(json.dumps(rec) + "\n")
             jf.flush()
             os.fsync(jf.fileno())
@@ -293,9 +304,15 @@ def _build_locked(
     log(f"writing {len(jobs)} of {len(kept)} kept images ({len(kept) - len(jobs)} already done)")
     written = 0
     progress("write", 0, len(jobs))
-    for i, n in enumerate(
-        run_tasks(write_outputs, jobs, workers=workers, engine=engine, scheduler=scheduler), 1
-    ):
+    writes = run_tasks(
+        write_outputs,
+        jobs,
+        workers=workers,
+        engine=engine,
+        scheduler=scheduler,
+        on_death=writing_killed_worker,
+    )
+    for i, n in enumerate(writes, 1):
         written += n
         progress("write", i, len(jobs))
     pruned = _prune(out_dir, expected)

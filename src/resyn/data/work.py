@@ -88,6 +88,26 @@ def analyze_file(
     return record
 
 
+def analysis_of_dead_worker(task: tuple[Any, ...], reason: str) -> dict[str, Any]:
+    """The journal record of an input whose analysis killed its worker process (it becomes an
+    ``unreadable`` row); ``task`` is the argument tuple of :func:`analyze_file`."""
+    source, _root, relpath, size, mtime_ns, _center = task
+    return {
+        "source": source,
+        "relpath": relpath,
+        "size": size,
+        "mtime_ns": mtime_ns,
+        "error": reason,
+    }
+
+
+def writing_killed_worker(task: tuple[Any, ...], reason: str) -> int:
+    """``on_death`` of the writing stage: a kept image that kills its worker stops the build."""
+    from resyn.data.config import BuildError
+
+    raise BuildError(f"{task[0]}: {reason} while writing its outputs; run the build again")
+
+
 def write_outputs(
     src: str,
     expected_hash: str,
