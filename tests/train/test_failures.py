@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from resyn.cli.main import app
 from resyn.degrade import parse_task
 from resyn.train.data import DataError, TrainSet, decode_all, find_pairs
+from resyn.train.loop import read_metrics
 
 runner = CliRunner()
 
@@ -92,3 +96,52 @@ def test_decode_all_names_the_file(sr_data):
         assert str(exc).startswith(f"--train: cannot read {pairs[1].hr}")
     else:
         raise AssertionError("a truncated image passed decode_all")
+
+
+def test_precision_is_validated_before_anything_runs(tiny_model, sr_data, tmp_path):
+    from resyn.train.run import RunError, TrainOptions, prepare, resolve_precision
+
+    assert resolve_precision(None, "cpu") == "32-true"
+    assert resolve_precision(None, "gpu") == "bf16-mixed"
+    assert resolve_precision("fp32", "cpu") == "32-true"
+    assert resolve_precision("BF16", "gpu") == "bf16-mixed"
+    assert resolve_precision("fp16", "gpu") == "16-mixed"
+    with pytest.raises(RunError, match=r"needs a GPU"):
+        resolve_precision("fp16", "cpu")  # Lightning would silently train in bf16 instead
+    with pytest.raises(RunError, match=r"'bf16-true' .* float32"):
+        resolve_precision("bf16-true", "gpu")
+
+    train, val = sr_data
+
+    def opts(precision, train_dir=train):
+        return TrainOptions(
+            preset="light-sr-x2-50k",
+            model="tiny-sr",
+            train=train_dir,
+            val=val,
+            out=tmp_path / "p",
+            overrides=["patch=16", "batch=2"],
+            accelerator="cpu",
+            devices=1,
+            precision=precision,
+        )
+
+    assert prepare(opts("fp32")).run["hardware"]["precision"] == "32-true"
+    # Checked before the data (and so before the baseline is computed).
+    with pytest.raises(RunError, match=r"--precision 'half' is not one of 32-true, bf16-mixed"):
+        prepare(opts("half", train_dir=tmp_path / "missing"))
+    r = runner.invoke(app, [*_args(train, val, tmp_path / "c"), "--precision", "fp64"])
+    assert r.exit_code == 2 and "'fp64' is not one of" in r.output, r.output
+    assert not (tmp_path / "c").exists()
+
+
+def test_bf16_mixed_trains_on_cpu(tiny_model, sr_data, tmp_path):
+    train, val = sr_data
+    out = tmp_path / "bf16"
+    sets = ["batch=2", "iterations=2", "sched.milestones=[1]", "data.workers=0"]
+    r = runner.invoke(app, [*_args(train, val, out, *sets), "--precision", "bf16"])
+    assert r.exit_code == 0, r.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["hardware"]["precision"] == "bf16-mixed"
+    rows = read_metrics(out / "metrics.csv")
+    assert [row["step"] for row in rows] == [1, 2] and rows[-1]["val_psnr"] > 10

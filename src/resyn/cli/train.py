@@ -86,7 +86,10 @@ def train(
         None, "--max-device-batch", help="Largest batch per device; the rest is accumulation."
     ),
     precision: str = typer.Option(
-        None, "--precision", help="Default: bf16-mixed GPU, 32-true CPU."
+        None,
+        "--precision",
+        help="32-true, bf16-mixed or 16-mixed (GPU); aliases fp32, bf16, fp16. "
+        "Default: bf16-mixed GPU, 32-true CPU.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     init: Path = typer.Option(

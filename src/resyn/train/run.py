@@ -82,6 +82,42 @@ def _resolve_accelerator(name: str) -> str:
     return "gpu" if name == "cuda" else name
 
 
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+PRECISION_ALIASES = {
+    "fp32": "32-true",
+    "float32": "32-true",
+    "32": "32-true",
+    "bf16": "bf16-mixed",
+    "bfloat16": "bf16-mixed",
+    "fp16": "16-mixed",
+    "float16": "16-mixed",
+    "16": "16-mixed",
+}
+
+
+def resolve_precision(value: str | None, accelerator: str) -> str:
+    """Lightning's precision name for ``--precision`` (default: bf16-mixed on GPU, 32-true on
+    CPU); aliases fp32 / bf16 / fp16 as ``resyn restore`` takes them. RunError otherwise."""
+    if value is None:
+        return "bf16-mixed" if accelerator == "gpu" else "32-true"
+    name = PRECISION_ALIASES.get(value.strip().lower(), value.strip().lower())
+    if name not in PRECISIONS:
+        why = ""
+        if name in ("16-true", "bf16-true", "64-true", "64"):
+            why = " (whole-model half or double precision is not supported: validation and the "
+            why += "exported weights are float32; use a mixed precision)"
+        aliases = ", ".join(f"{k}={v}" for k, v in PRECISION_ALIASES.items())
+        raise RunError(
+            f"--precision {value!r} is not one of {', '.join(PRECISIONS)}{why}; aliases: {aliases}"
+        )
+    if name == "16-mixed" and accelerator == "cpu":
+        raise RunError(
+            f"--precision {value!r} (16-mixed) needs a GPU: float16 autocast is not supported on "
+            "CPU; use 32-true (the CPU default) or bf16-mixed"
+        )
+    return name
+
+
 def _world_size(accelerator: str, devices: int | str, num_nodes: int) -> int:
     import torch
 
@@ -175,6 +211,8 @@ def prepare(opts: TrainOptions) -> Prepared:
         overrides.append(f"data.workers={opts.workers}")
     config = load_config(opts.preset, overrides, opts.budget)
     task = parse_task(config.task)
+    accelerator = _resolve_accelerator(opts.accelerator)
+    precision = resolve_precision(opts.precision, accelerator)
 
     train_pairs = find_pairs(opts.train, task, what="--train", prefer_sub=True)
     check_pairs(train_pairs, task.scale, min_hr=config.patch, what="--train")
@@ -194,10 +232,8 @@ def prepare(opts: TrainOptions) -> Prepared:
         raise RunError(f"--model {opts.model}: {exc}") from None
     init = _load_init(model, Path(opts.init)) if opts.init is not None else None
 
-    accelerator = _resolve_accelerator(opts.accelerator)
     world = _world_size(accelerator, opts.devices, opts.num_nodes)
     per_device, accumulate = plan_batch(config.batch, world, opts.max_device_batch)
-    precision = opts.precision or ("bf16-mixed" if accelerator == "gpu" else "32-true")
 
     out = Path(opts.out)
     run_file = out / RUN_FILE
@@ -507,4 +543,14 @@ def train(opts: TrainOptions, echo: Callable[[str], None] | None = None) -> Path
     return run_training(prepare(opts), echo=echo)
 
 
-__all__ = ["DataError", "Prepared", "RunError", "TrainOptions", "plan_batch", "prepare", "train"]
+__all__ = [
+    "PRECISIONS",
+    "DataError",
+    "Prepared",
+    "RunError",
+    "TrainOptions",
+    "plan_batch",
+    "prepare",
+    "resolve_precision",
+    "train",
+]
