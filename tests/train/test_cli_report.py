@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from resyn.cli.main import app
+from resyn.train.loop import read_metrics
 
 runner = CliRunner()
 SET = ["batch=4", "patch=16", "data.workers=0", "log_every=1"]
@@ -15,6 +17,26 @@ SET = ["batch=4", "patch=16", "data.workers=0", "log_every=1"]
 
 def _sets(items):
     return [x for item in items for x in ("--set", item)]
+
+
+def _scalars(run_dir):
+    """{tag: {step: value}} from the TensorBoard event files of a run (TFRecord framing)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    files = sorted((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert files, f"no TensorBoard event file in {run_dir / 'tensorboard'}"
+    out: dict = {}
+    for path in files:
+        data, pos = path.read_bytes(), 0
+        while pos < len(data):
+            (n,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = Event.FromString(data[pos + 12 : pos + 12 + n])
+            pos += 12 + n + 4
+            for v in event.summary.value:
+                out.setdefault(v.tag, {})[event.step] = v.simple_value
+    return out
 
 
 def test_standard_list_and_show():
@@ -71,6 +93,12 @@ def test_train_two_runs_and_report(tiny_model, sr_data, tmp_path):
 
     meta = read_metadata(outs[1] / "model.safetensors")
     assert meta["info"]["preset"] == "light-sr-x2-50k" and meta["info"]["iterations"] == 5
+    # The metrics also go to TensorBoard, step for step.
+    rows = read_metrics(outs[0] / "metrics.csv")
+    tb = _scalars(outs[0])
+    assert tb["loss"] == pytest.approx({r["step"]: r["loss"] for r in rows})
+    val = {r["step"]: r["val_psnr"] for r in rows if r["val_psnr"] is not None}
+    assert val and tb["val_psnr"] == pytest.approx(val)
     r = runner.invoke(app, ["report", *map(str, outs), "-o", str(tmp_path / "rep.md")])
     assert r.exit_code == 0, r.output
     md = (tmp_path / "rep.md").read_text()

@@ -272,9 +272,13 @@ def test_run_stopped_before_first_checkpoint_starts_again(
     assert not (out / "checkpoints" / "best.ckpt").exists()
     assert [r[0] for r in _logged(out / "metrics.csv")] == [1]
 
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1
+
     train(_opts(train_dir, val_dir, out, tiny_set))
     rows = _logged(out / "metrics.csv")
     assert [r[0] for r in rows] == list(range(1, 9))
+    # Only the finished run's TensorBoard events: the stopped runs' ones were removed.
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1
     assert (out / "model.safetensors").is_file()
     # A run with a checkpoint is still protected.
     with pytest.raises(RunError, match="already holds a run"):

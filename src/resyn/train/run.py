@@ -7,6 +7,7 @@ Run folder::
     RUN_DIR/checkpoints/last.ckpt    written atomically every ``checkpoint_every`` iterations
     RUN_DIR/checkpoints/best.ckpt    best validation PSNR so far
     RUN_DIR/model.safetensors        final weights (EMA weights when ema_decay is set)
+    RUN_DIR/tensorboard/             the metrics.csv values as TensorBoard scalars
 """
 
 from __future__ import annotations
@@ -444,14 +445,11 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
                 return "train (micro-batches)" if accum > 1 else "train (iterations)"
 
         callbacks.append(_Bar(leave=True))
-    logger: Any = False
-    try:
-        import tensorboard  # noqa: F401
-        from lightning.pytorch.loggers import TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
 
-        logger = TensorBoardLogger(str(out), name="tensorboard", version="")
-    except ImportError:
-        pass
+    # Event files under RUN_DIR/tensorboard; written with tensorboardX (a dependency: small,
+    # unlike the tensorboard app, which is needed only to view them and is used when present).
+    logger = TensorBoardLogger(str(out), name="tensorboard", version="", default_hp_metric=False)
     hw = run["hardware"]
     _quiet_lightning()
     trainer = L.Trainer(
