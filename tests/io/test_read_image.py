@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import cv2
 import numpy as np
@@ -108,15 +109,37 @@ def test_24bit_bmp(photo):
     assert _same(read_image(data), photo)
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
-@pytest.mark.parametrize("keep", [0.3, 0.7, 0.99])
-def test_truncated_files_raise_image_read_error(photo, tmp_path, fmt, keep):
-    data = _save(photo, fmt)
+@pytest.mark.parametrize(
+    ("fmt", "kw"),
+    [
+        ("JPEG", {}),
+        ("PNG", {}),
+        ("WEBP", {}),
+        ("WEBP", {"lossless": True}),
+        ("TIFF", {}),
+        ("TIFF", {"compression": "tiff_lzw"}),
+        ("BMP", {}),
+    ],
+)
+@pytest.mark.parametrize("keep", [0.01, 0.3, 0.7, 0.99])
+def test_truncated_files_raise_image_read_error(photo, tmp_path, fmt, kw, keep):
+    """Pillow raises OSError from Image.open for a cut WebP ("could not create decoder object")
+    or JPEG header, and cannot identify a TIFF cut before its directory: all are "corrupt or
+    truncated", not a crash and not "not an image"."""
+    data = _save(photo, fmt, **kw)
     path = tmp_path / f"cut.{fmt.lower()}"
-    path.write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(ImageReadError, match="truncated") as err:
-        read_image(path)
+    path.write_bytes(data[: max(16, int(len(data) * keep))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's "Corrupt EXIF data" stays out of the output
+        with pytest.raises(ImageReadError, match="corrupt or truncated") as err:
+            read_image(path)
     assert err.value.path == str(path)
+
+
+def test_files_that_are_not_images_keep_their_message(tmp_path):
+    for text in (b"this is not an image\n", b"<html>not a png</html>", b"II* a text"):
+        with pytest.raises(ImageReadError, match="not an image, or an unsupported format"):
+            read_image(text)
 
 
 def test_jpeg_without_its_last_byte_is_truncated(photo):

@@ -26,6 +26,7 @@ layout, Pillow decodes it, so corrupt and truncated files raise the errors they 
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -76,13 +77,23 @@ def read_image(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # "Corrupt EXIF data" and the like: a bad file raises ImageReadError below, and a bad
+        # EXIF block in a good file only costs its orientation; no stray lines in the output.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         saved_limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None  # our own limit below gives the clearer message
         try:
             try:
                 img = Image.open(io.BytesIO(data))
             except UnidentifiedImageError:
-                raise ImageReadError(path, "not an image, or an unsupported format") from None
+                fmt = _signature_format(data)
+                if fmt is None:
+                    raise ImageReadError(path, "not an image, or an unsupported format") from None
+                raise ImageReadError(
+                    path, f"corrupt or truncated image data ({fmt} header, but unreadable)"
+                ) from None
+            except _decode_errors() as exc:  # e.g. WebP: "could not create decoder object"
+                raise ImageReadError(path, _corrupt(exc)) from None
             width, height = img.size
             if width <= 0 or height <= 0:
                 raise ImageReadError(path, f"invalid size {width}x{height}")
@@ -92,16 +103,52 @@ def read_image(
                     f"{width}x{height} = {width * height} pixels exceeds the pixel limit of "
                     f"{max_pixels} (possible decompression bomb; raise max_pixels to allow it)",
                 )
-            orientation = _orientation(img)
-            if _is_high_bit_depth(img, data):
-                arr = _decode_with_opencv(data, path)
-            else:
-                arr = _decode_8bit_fast(img, data)
-                if arr is None:
-                    arr = _decode_with_pillow(img, path)
+            try:
+                orientation = _orientation(img)
+                if _is_high_bit_depth(img, data):
+                    arr = _decode_with_opencv(data, path)
+                else:
+                    arr = _decode_8bit_fast(img, data)
+                    if arr is None:
+                        arr = _decode_with_pillow(img, path)
+            except ImageReadError:
+                raise
+            except _decode_errors() as exc:
+                raise ImageReadError(path, _corrupt(exc)) from None
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
     return np.ascontiguousarray(_apply_orientation(arr, orientation))
+
+
+@functools.cache
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    """What Pillow's and OpenCV's decoders raise for bad data (besides UnidentifiedImageError).
+    A function so that OpenCV is only imported when an error needs it."""
+    import cv2
+
+    return (OSError, ValueError, SyntaxError, EOFError, struct.error, cv2.error)
+
+
+def _corrupt(exc: BaseException) -> str:
+    return f"corrupt or truncated image data ({str(exc).strip() or type(exc).__name__})"
+
+
+def _signature_format(data: bytes) -> str | None:
+    """The format whose magic number ``data`` starts with (for files Pillow cannot identify:
+    a truncated TIFF, a PNG cut inside its header), or None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:2] == b"BM" and len(data) >= 14 and data[6:10] == b"\x00\x00\x00\x00":
+        return "BMP"  # the reserved header fields are zero
+    return None
 
 
 def _orientation(img: Image.Image) -> int:
