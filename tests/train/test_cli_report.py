@@ -54,7 +54,7 @@ def test_standard_list_and_show():
     assert r.exit_code == 2 and "optim.lrr" in r.output
 
 
-def test_train_two_runs_and_report(tiny_model, sr_data, tmp_path):
+def test_train_two_runs_and_report(tiny_model, sr_data, tmp_path, monkeypatch):
     train, val = sr_data
     outs = []
     for i, extra in enumerate([[], ["ema_decay=0.9"]]):
@@ -99,12 +99,50 @@ def test_train_two_runs_and_report(tiny_model, sr_data, tmp_path):
     assert tb["loss"] == pytest.approx({r["step"]: r["loss"] for r in rows})
     val = {r["step"]: r["val_psnr"] for r in rows if r["val_psnr"] is not None}
     assert val and tb["val_psnr"] == pytest.approx(val)
+    # The report draws both runs' curves: inspect the very figure the command saves.
+    from resyn.train import report as report_mod
+
+    drawn = []
+
+    def spy(summaries):
+        drawn.append(fig := real_figure(summaries))
+        return fig
+
+    real_figure = report_mod.figure
+    monkeypatch.setattr(report_mod, "figure", spy)
     r = runner.invoke(app, ["report", *map(str, outs), "-o", str(tmp_path / "rep.md")])
     assert r.exit_code == 0, r.output
-    md = (tmp_path / "rep.md").read_text()
-    assert "run0" in md and "run1" in md and "| 5 |" not in md.split("|---")[0]
+    assert len(drawn) == 1
+    lines = drawn[0].axes[0].get_lines()
+    curves = {ln.get_label(): ln for ln in lines if not ln.get_label().startswith("_")}
+    assert sorted(curves) == ["run0 (tiny-sr)", "run1 (tiny-sr)"]
+    tables = []
+    for i, out in enumerate(outs):
+        val = [row for row in read_metrics(out / "metrics.csv") if row["val_psnr"] is not None]
+        assert len(val) >= 2
+        curve = curves[f"run{i} (tiny-sr)"]
+        assert list(curve.get_xdata()) == [row["step"] for row in val]
+        assert list(curve.get_ydata()) == pytest.approx([row["val_psnr"] for row in val])
+        baseline = json.loads((out / "run.json").read_text())["baseline"]["psnr"]
+        (base_line,) = [ln for ln in lines if ln.get_label() == f"_baseline run{i}"]
+        assert list(base_line.get_ydata()) == pytest.approx([baseline, baseline])
+        tables.append((f"run{i}", f"{val[-1]['val_psnr']:.3f}", f"{baseline:.3f}"))
+    md = (tmp_path / "rep.md").read_text().splitlines()
+    sep = next(i for i, line in enumerate(md) if line.startswith("|---"))
+    rows = [line.split("|")[1:-1] for line in md[sep + 1 :] if line.startswith("|")]
+    assert [(c[0].strip(), c[3].strip(), c[4].strip()) for c in rows] == tables
     png = (tmp_path / "rep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    assert Image.open(tmp_path / "rep.png").size == (840, 504)  # 7 x 4.2 in at 120 dpi
+
+    # -o naming a PNG would have the Markdown overwrite the plot: refused, nothing written.
+    for name in ("rep2.png", "rep2.PNG"):
+        r = runner.invoke(app, ["report", *map(str, outs), "-o", str(tmp_path / name)])
+        flat = " ".join(r.output.split())  # the console wraps long lines
+        assert r.exit_code == 2 and "give the Markdown report's path" in flat, r.output
+    assert not list(tmp_path.glob("rep2*"))
 
 
 def test_train_bad_input_is_clear(tiny_model, sr_data, tmp_path):

@@ -81,18 +81,17 @@ def summarize(run_dir: str | os.PathLike[str]) -> RunSummary:
     )
 
 
-def plot(summaries: list[RunSummary], path: Path) -> Path:
-    import matplotlib
+def figure(summaries: list[RunSummary]) -> Any:
+    """The convergence figure (matplotlib ``Figure``): per run, its validation PSNR curve (with
+    markers, labelled ``"<run> (<model>)"`` in the legend) and a dotted horizontal line at its
+    baseline (labelled ``"_baseline <run>"``: not in the legend)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from resyn.io import atomic_write_bytes
-
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig = Figure(figsize=(7, 4.2), dpi=120)
+    ax = fig.add_subplot()
     for i, s in enumerate(summaries):
         color = f"C{i % 10}"
-        style = ("-", "--", "-.", ":")[i % 4]
+        style = ("-", "--", "-.", (0, (5, 1)))[i % 4]  # dotted is for the baselines
         marker = "osv^D*xP+h"[i % 10]
         ax.plot(
             s.steps,
@@ -104,18 +103,24 @@ def plot(summaries: list[RunSummary], path: Path) -> Path:
             mfc="none",
             label=f"{s.label} ({s.model})",
         )
-        ax.axhline(s.baseline, color=color, ls=":", lw=1)
+        ax.axhline(s.baseline, color=color, ls=":", lw=1, label=f"_baseline {s.label}")
     ax.set_xlabel("iteration")
     ax.set_ylabel("validation PSNR (dB)")
     ax.set_title("Convergence (dotted: bicubic / input baseline)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot(summaries: list[RunSummary], path: Path) -> Path:
+    """Write :func:`figure` as a PNG (atomically)."""
     import io
 
+    from resyn.io import atomic_write_bytes
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
+    figure(summaries).savefig(buf, format="png")
     atomic_write_bytes(path, buf.getvalue())
     return path
 
@@ -130,8 +135,14 @@ def write_report(runs: list[Path], output: Path) -> tuple[Path, Path]:
 
     if not runs:
         raise ReportError("give at least one run folder")
-    summaries = [summarize(r) for r in runs]
     output = Path(output)
+    if not output.name or output.suffix.lower() == ".png":
+        # The plot is output with the suffix .png: it would be overwritten by the Markdown.
+        raise ReportError(
+            f"-o {output}: give the Markdown report's path (e.g. report.md); the plot is "
+            "written beside it with the suffix .png"
+        )
+    summaries = [summarize(r) for r in runs]
     png = plot(summaries, output.with_suffix(".png"))
     lines = [
         "# Training report",
