@@ -278,11 +278,17 @@ def _decode_with_opencv(data: bytes, path: Path | None) -> np.ndarray:
     if arr.ndim == 3:
         if arr.shape[2] == 3:
             arr = arr[:, :, ::-1]
+        elif arr.shape[2] == 4 and _is_gray_alpha_png(data):
+            arr = arr[:, :, [0, 3]]  # OpenCV expands gray + alpha to BGRA; gray stays gray
         elif arr.shape[2] == 4:
             arr = arr[:, :, [2, 1, 0, 3]]
         elif arr.shape[2] == 1:
             arr = arr[:, :, 0]
     return arr
+
+
+def _is_gray_alpha_png(data: bytes) -> bool:
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] == 4  # IHDR
 
 
 def _decode_with_pillow(img: Image.Image, path: Path | None) -> np.ndarray:
@@ -364,7 +370,8 @@ def to_rgb8(arr: np.ndarray) -> np.ndarray:
 def encode_png(
     arr: np.ndarray, *, compression: int = 6, metadata: dict[str, str] | None = None
 ) -> bytes:
-    """Encode an HW / HWC (1, 2, 3 or 4 channels) uint8/uint16 RGB(A) array as PNG bytes.
+    """Encode an HW / HWC (1, 2, 3 or 4 channels) uint8/uint16 gray, gray+alpha, RGB or RGBA
+    array as PNG bytes of the same layout and bit depth (2 channels: a gray+alpha PNG).
 
     ``metadata`` entries become PNG ``tEXt`` chunks (Latin-1 keys and values).
     """
@@ -375,21 +382,50 @@ def encode_png(
     a = arr
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
-    if a.ndim == 3 and a.shape[2] == 2:  # gray + alpha: OpenCV has no LA; use RGBA
-        a = np.concatenate([np.repeat(a[:, :, :1], 3, axis=2), a[:, :, 1:]], axis=2)
-    if a.ndim == 3 and a.shape[2] == 3:
-        a = a[:, :, ::-1]
-    elif a.ndim == 3 and a.shape[2] == 4:
-        a = a[:, :, [2, 1, 0, 3]]
-    ok, buf = cv2.imencode(
-        ".png", np.ascontiguousarray(a), [cv2.IMWRITE_PNG_COMPRESSION, compression]
-    )
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    png = buf.tobytes()
+    if a.ndim == 3 and a.shape[2] == 2:  # gray + alpha: OpenCV writes no LA PNG
+        png = _encode_gray_alpha_png(a, compression)
+    else:
+        if a.ndim == 3 and a.shape[2] == 3:
+            a = a[:, :, ::-1]
+        elif a.ndim == 3 and a.shape[2] == 4:
+            a = a[:, :, [2, 1, 0, 3]]
+        ok, buf = cv2.imencode(
+            ".png", np.ascontiguousarray(a), [cv2.IMWRITE_PNG_COMPRESSION, compression]
+        )
+        if not ok:
+            raise ValueError("PNG encoding failed")
+        png = buf.tobytes()
     if metadata:
         png = _insert_text_chunks(png, metadata)
     return png
+
+
+def _encode_gray_alpha_png(a: np.ndarray, compression: int) -> bytes:
+    """A gray + alpha PNG (colour type 4). 8-bit through Pillow (mode ``LA``); Pillow has no
+    16-bit LA mode, so 16-bit samples are written here: big-endian, every row with the PNG
+    "Up" filter, zlib at ``compression``, exactly as the PNG specification defines them."""
+    if a.dtype == np.uint8:
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(a), "LA").save(buf, "PNG", compress_level=compression)
+        return buf.getvalue()
+    h, w = a.shape[:2]
+    raw = np.ascontiguousarray(a, dtype=">u2").view(np.uint8).reshape(h, w * 4)
+    rows = np.empty((h, w * 4 + 1), np.uint8)
+    rows[:, 0] = 2  # Up: each byte minus the byte above it (the first row has zeros above)
+    rows[0, 1:] = raw[0]
+    rows[1:, 1:] = raw[1:] - raw[:-1]  # uint8 arithmetic wraps modulo 256, as PNG wants
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)  # 16 bits, gray + alpha
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), compression))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _insert_text_chunks(png: bytes, metadata: dict[str, str]) -> bytes:
