@@ -11,13 +11,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from resyn.cli.main import app
 from resyn.data import (
     BuildError,
     BuildOptions,
     Source,
     build_dataset,
     decide,
+    layout,
     list_inputs,
     read_manifest,
 )
@@ -232,9 +235,36 @@ def test_one_build_at_a_time_per_output_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
     opts = BuildOptions(min_size=64, scales=(2,))
     build_dataset([Source("s", pool)], out, opts, workers=1, log=lambda m: None)
-    with (out / ".resyn_state" / "lock").open("a") as fh:
+    before = _files(out)
+    state = sorted(p.name for p in (out / ".resyn_state").iterdir())
+    other = BuildOptions(min_size=70, scales=(2,))
+    with (out / layout.LOCK).open("a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running build holds it
         with pytest.raises(BuildError, match="another resyn dataset build is running"):
             build_dataset([Source("s", pool)], out, opts, workers=1)
+        # --overwrite used to delete HR/ and .resyn_state/ (lock included) before locking
+        with pytest.raises(BuildError, match="another resyn dataset build is running"):
+            build_dataset([Source("s", pool)], out, other, workers=1, overwrite=True)
+        res = CliRunner().invoke(
+            app,
+            ["dataset", "build", "-s", f"s={pool}", "-o", str(out), "--min-size", "70",
+             "--scales", "2", "--overwrite"],
+        )  # fmt: skip
+        assert res.exit_code == 2 and "another resyn dataset build is running" in res.output
+        assert _files(out) == before
+        assert sorted(p.name for p in (out / ".resyn_state").iterdir()) == state
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     assert build_dataset([Source("s", pool)], out, opts, workers=1, log=print).nothing_to_do
+    # --overwrite replaces the dataset but keeps the lock file (a running build may hold it)
+    build_dataset([Source("s", pool)], out, other, workers=1, overwrite=True, log=print)
+    assert (out / layout.LOCK).exists()
+
+
+def test_the_lock_file_alone_does_not_make_a_folder_foreign(tmp_path: Path) -> None:
+    pool = pools.make_clean_pool(tmp_path / "pool", 1, 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / layout.LOCK).touch()  # a build killed before it recorded its definition
+    opts = BuildOptions(min_size=64, scales=(2,))
+    res = build_dataset([Source("s", pool)], out, opts, workers=1, log=lambda m: None)
+    assert res.counts["kept"] == 2

@@ -33,6 +33,7 @@ from resyn.data.config import (
     BuildError,
     BuildOptions,
     Source,
+    check_output_folder,
     config_dict,
     prepare_output,
     resolve_center,
@@ -167,10 +168,14 @@ def build_dataset(
                 "must be outside every source folder (and the other way round)"
             )
     inputs = {src.name: list_inputs(src) for src in sources}
-    prepare_output(out_dir, config_dict(sources, options, out_dir), overwrite)
-    state = out_dir / layout.STATE_DIR
-    state.mkdir(exist_ok=True)
-    with _exclusive(state / "lock", out_dir):
+    check_output_folder(out_dir)  # nothing, not even the lock, goes into a stranger's folder
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # The lock first: --overwrite deletes what a running build is writing. The lock file is
+    # outside what --overwrite deletes, so the build holding it keeps it.
+    with _exclusive(out_dir / layout.LOCK, out_dir):
+        prepare_output(out_dir, config_dict(sources, options, out_dir), overwrite)
+        state = out_dir / layout.STATE_DIR
+        state.mkdir(exist_ok=True)
         return _build_locked(
             sources, out_dir, options, state, inputs, workers, engine, scheduler, progress, log
         )

@@ -156,13 +156,29 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return diffs
 
 
+def check_output_folder(out: Path) -> None:
+    """Refuse an ``out`` that is a file, or a non-empty folder that is not a resyn dataset
+    (checked before anything, even the lock file, is created in it)."""
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"--out {out} exists and is not a folder")
+    if (
+        out.is_dir()
+        and not (out / layout.CONFIG).exists()
+        and any(p.name != layout.LOCK for p in out.iterdir())
+    ):
+        raise BuildError(
+            f"{out} is not empty and holds no {layout.CONFIG}: it is not a resyn dataset, and "
+            "resyn never deletes files it did not write. Choose an empty or new folder"
+        )
+
+
 def prepare_output(out: Path, definition: dict[str, Any], overwrite: bool) -> bool:
-    """Check ``out`` against ``definition``; create it and record the definition.
+    """Check ``out`` against ``definition``; create it and record the definition. The caller
+    holds the build lock (``overwrite`` deletes files another build would be using).
 
     Returns True when ``out`` already holds this very build (a resume or a no-op).
     """
-    if out.exists() and not out.is_dir():
-        raise BuildError(f"--out {out} exists and is not a folder")
+    check_output_folder(out)
     config_file = out / layout.CONFIG
     if config_file.exists():
         try:
@@ -188,11 +204,6 @@ def prepare_output(out: Path, definition: dict[str, Any], overwrite: bool) -> bo
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    elif out.exists() and any(out.iterdir()):
-        raise BuildError(
-            f"{out} is not empty and holds no {layout.CONFIG}: it is not a resyn dataset, and "
-            "resyn never deletes files it did not write. Choose an empty or new folder"
-        )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(config_file, json.dumps(definition, indent=2) + "\n")
     return False

@@ -9,7 +9,7 @@
       LR_bicubic_sub/X{s}/<name>_s{k:03d}.png   the aligned LR crops (crop/s, step/s)
       meta_info.txt                         "<name>.png (h,w,c)" per HR image
       meta_info_sub.txt                     the same for HR_sub (only with --crop)
-      manifest.csv  report.png  resyn_dataset.json  .resyn_state/
+      manifest.csv  report.png  resyn_dataset.json  .resyn_state/  .resyn_dataset.lock
 
 ``<name>`` is ``<source>_<stem>``; files in sub-folders of a source add their folder names
 (``<source>_<dir>_<stem>``), and if two inputs would still share a name the later one (in sorted
@@ -37,6 +37,9 @@ META_INFO_SUB = "meta_info_sub.txt"
 REPORT = "report.png"
 CONFIG = "resyn_dataset.json"
 STATE_DIR = ".resyn_state"
+#: The OS lock that allows one build per folder at a time. Not in MANAGED: ``--overwrite``
+#: must not delete the lock of the build that holds it.
+LOCK = ".resyn_dataset.lock"
 
 #: Everything the builder owns inside DIR (``--overwrite`` removes exactly these).
 MANAGED = (
