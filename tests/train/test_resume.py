@@ -69,6 +69,22 @@ def test_kill_and_resume_is_exact(tiny_model, sr_data, tiny_set, tmp_path, monke
     # Resuming may change the worker count; a worker process yields the very same samples.
     train(_opts(train_dir, val_dir, part, overrides=[*ema, "data.workers=1"], resume=True))
     assert _logged(part / "metrics.csv") == rows
+    # best.safetensors: the EMA weights at the best validation PSNR, the same after the resume.
+    from safetensors.torch import load_file
+
+    from resyn.models import read_metadata
+
+    best_step, best_psnr = max(((r[0], r[3]) for r in rows if r[3] is not None), key=lambda x: x[1])
+    for run in (full, part):
+        info = read_metadata(run / "best.safetensors")["info"]
+        assert (info["step"], info["val_psnr"], info["ema"]) == (best_step, best_psnr, True)
+    best = torch.load(full / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert best["global_step"] == best_step
+    exported = load_file(full / "best.safetensors")
+    assert exported.keys() == {k[len("ema.") :] for k in best["state_dict"] if k.startswith("ema.")}
+    for name, value in exported.items():
+        assert torch.equal(value, best["state_dict"][f"ema.{name}"]), name
+        assert torch.equal(value, load_file(part / "best.safetensors")[name]), name
 
 
 def test_resume_compares_as_json():

@@ -197,3 +197,25 @@ class StandardLoop(L.Callback):
             trainer.save_checkpoint(self.ckpt_dir / "last.ckpt", weights_only=False)
         if improved:
             trainer.save_checkpoint(self.ckpt_dir / "best.ckpt", weights_only=False)
+            if trainer.is_global_zero:
+                self._export_best(pl_module, step, row)
+
+    def _export_best(self, pl_module: Any, step: int, row: dict[str, Any]) -> None:
+        """RUN_DIR/best.safetensors: the validated weights (EMA when enabled) of the best
+        validation PSNR so far, for resyn restore / eval (atomic, like every checkpoint)."""
+        from resyn.models import save_model
+
+        cfg = self.config
+        info = {
+            "best": True,
+            "step": step,
+            "iterations": step,
+            "val_psnr": row["val_psnr"],
+            "val_ssim": row["val_ssim"],
+            "preset": cfg.name,
+            "task": cfg.task,
+            "total_batch": cfg.batch,
+            "ema": cfg.ema_decay is not None,
+            "seed": cfg.seed,
+        }
+        save_model(pl_module.eval_model, self.run_dir / "best.safetensors", info=info)

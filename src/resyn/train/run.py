@@ -6,6 +6,7 @@ Run folder::
     RUN_DIR/metrics.csv              step, loss, lr, val_psnr, val_ssim, wall_time
     RUN_DIR/checkpoints/last.ckpt    written atomically every ``checkpoint_every`` iterations
     RUN_DIR/checkpoints/best.ckpt    best validation PSNR so far
+    RUN_DIR/best.safetensors         its weights (save_model; info: step, val_psnr...)
     RUN_DIR/model.safetensors        final weights (EMA weights when ema_decay is set)
     RUN_DIR/tensorboard/             the metrics.csv values as TensorBoard scalars
 """
