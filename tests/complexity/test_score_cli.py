@@ -206,3 +206,24 @@ def test_unreachable_or_bad_scheduler_is_one_clear_line(tmp_path, monkeypatch, a
     msg = _fails([*args, "--scheduler", address])
     assert address in msg and "Traceback" not in msg
     assert "cannot reach the Dask scheduler" in msg or "invalid Dask scheduler address" in msg
+
+
+def test_broken_links_get_rows_and_hidden_files_are_counted(tmp_path):
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(_photo(16, 16)).save(folder / "a.png")
+    Image.fromarray(_photo(16, 16)).save(folder / "._a.png")  # macOS resource-fork leftovers
+    Image.fromarray(_photo(16, 16)).save(folder / "sub" / ".hidden.jpg")
+    (folder / "dead.png").symlink_to(tmp_path / "gone.png")
+    loose = tmp_path / "loose.jpg"
+    loose.symlink_to("nowhere.jpg")
+    out = tmp_path / "s.csv"
+    r = CliRunner().invoke(app, ["complexity", "score", str(folder), str(loose), "-o", str(out)])
+    assert r.exit_code == 0, r.output  # a dangling link named on the command line is a row too
+    text = " ".join(r.output.split())
+    assert "skipped 2 hidden files" in text
+    df = pd.read_csv(out, keep_default_na=False).set_index("path")
+    assert set(df.index) == {str(folder / "a.png"), str(folder / "dead.png"), str(loose)}
+    for p in (folder / "dead.png", loose):
+        assert df.loc[str(p), "error"].startswith("broken symbolic link"), df.loc[str(p)]
+    assert df.loc[str(folder / "a.png"), "error"] == ""

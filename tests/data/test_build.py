@@ -268,3 +268,22 @@ def test_the_lock_file_alone_does_not_make_a_folder_foreign(tmp_path: Path) -> N
     opts = BuildOptions(min_size=64, scales=(2,))
     res = build_dataset([Source("s", pool)], out, opts, workers=1, log=lambda m: None)
     assert res.counts["kept"] == 2
+
+
+def test_broken_links_are_rows_and_hidden_entries_are_counted(tmp_path: Path) -> None:
+    pool = pools.make_clean_pool(tmp_path / "pool", 1, 1)
+    (pool / "dead.png").symlink_to(tmp_path / "gone.png")
+    pools.save(pool / ".thumb.png", pools.noisy(3))
+    pools.save(pool / ".cache" / "x.png", pools.noisy(4))
+    out = tmp_path / "out"
+    logs: list[str] = []
+    opts = BuildOptions(min_size=64, scales=(2,))
+    res = build_dataset([Source("s", pool)], out, opts, workers=1, log=logs.append)
+    rows = {Path(r.path).name: r for r in res.rows}
+    assert set(rows) == {"noisy_00.png", "smooth_00.png", "dead.png"}
+    assert rows["dead.png"].reason.startswith("unreadable: broken symbolic link")
+    assert any("skipped 2 hidden files or folders" in m for m in logs), logs
+    # once the link's target exists, the file is analysed again (not the stale journal record)
+    pools.save(tmp_path / "gone.png", pools.noisy(5))
+    res = build_dataset([Source("s", pool)], out, opts, workers=1, log=logs.append)
+    assert {Path(r.path).name: r.reason_code for r in res.rows}["dead.png"] != "unreadable"

@@ -31,15 +31,23 @@ def _resolve_center(center: float | None, center_file: Path | None) -> tuple[flo
 
 
 def _find(paths: list[str]) -> list[Path]:
-    from resyn.io import find_images
+    from resyn.io import scan_images
 
     try:
-        files = find_images(paths)
+        scan = scan_images(paths)
     except FileNotFoundError as exc:
         fail(str(exc))
-    if not files:
+    if scan.hidden:
+        n = len(scan.hidden)
+        err_console.print(
+            f"skipped {n} hidden file{'s' if n > 1 else ''} (name starting with '.', e.g. "
+            f"{scan.hidden[0]}); name a file explicitly to include it",
+            highlight=False,
+            markup=False,
+        )
+    if not scan.files:
         fail(f"no image files found in {', '.join(paths)}")
-    return files
+    return scan.files
 
 
 @complexity_app.command("score")

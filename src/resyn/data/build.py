@@ -42,6 +42,7 @@ from resyn.data.engine import run_tasks
 from resyn.data.manifest import ManifestRow, write_manifest
 from resyn.data.select import decide
 from resyn.io import atomic_write_text
+from resyn.io.files import is_broken_link
 
 JOURNAL = "analysis.jsonl"
 COMPLETE = "complete.json"
@@ -60,20 +61,28 @@ class BuildResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def list_inputs(source: Source) -> list[tuple[str, int, int]]:
-    """``(relpath, size, mtime_ns)`` of every regular non-hidden file under the source folder."""
+def list_inputs(source: Source, hidden: list[str] | None = None) -> list[tuple[str, int, int]]:
+    """``(relpath, size, mtime_ns)`` of every regular non-hidden file under the source folder,
+    and of every broken symbolic link (size 0, the link's own mtime: its analysis reports it).
+    The relative paths of the skipped hidden files and folders are appended to ``hidden``."""
     root = source.path
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        if hidden is not None:
+            hidden.extend((rel_dir / d).as_posix() for d in dirnames if d.startswith("."))
+            hidden.extend((rel_dir / f).as_posix() for f in filenames if f.startswith("."))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fname in filenames:
             if fname.startswith("."):
                 continue
             full = Path(dirpath) / fname
-            if not full.is_file():
-                continue
-            st = full.stat()
-            found.append((full.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+            if full.is_file():
+                st = full.stat()
+                found.append((full.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+            elif is_broken_link(full):
+                st = full.lstat()
+                found.append((full.relative_to(root).as_posix(), 0, st.st_mtime_ns))
     return sorted(found)
 
 
@@ -167,7 +176,8 @@ def build_dataset(
                 f"source {src.name}: {src.path} and --out {out_dir} overlap; the output folder "
                 "must be outside every source folder (and the other way round)"
             )
-    inputs = {src.name: list_inputs(src) for src in sources}
+    hidden: dict[str, list[str]] = {src.name: [] for src in sources}
+    inputs = {src.name: list_inputs(src, hidden[src.name]) for src in sources}
     check_output_folder(out_dir)  # nothing, not even the lock, goes into a stranger's folder
     out_dir.mkdir(parents=True, exist_ok=True)
     # The lock first: --overwrite deletes what a running build is writing. The lock file is
@@ -176,6 +186,14 @@ def build_dataset(
         prepare_output(out_dir, config_dict(sources, options, out_dir), overwrite)
         state = out_dir / layout.STATE_DIR
         state.mkdir(exist_ok=True)
+        for src in sources:
+            if hidden[src.name]:
+                n = len(hidden[src.name])
+                log(
+                    f"{src.name}: skipped {n} hidden file{'s' if n > 1 else ''} or folder"
+                    f"{'s' if n > 1 else ''} (name starting with '.', e.g. "
+                    f"{src.path / hidden[src.name][0]})"
+                )
         return _build_locked(
             sources, out_dir, options, state, inputs, workers, engine, scheduler, progress, log
         )

@@ -5,9 +5,70 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+
+
+@dataclass
+class ImageScan:
+    """What :func:`scan_images` found: ``files`` (sorted; broken symbolic links included, so
+    that the caller reports them) and ``hidden``, the image files skipped inside folders
+    because their name starts with a dot."""
+
+    files: list[Path] = field(default_factory=list)
+    hidden: list[Path] = field(default_factory=list)
+
+
+def is_broken_link(path: Path) -> bool:
+    """A symbolic link whose target does not exist."""
+    return path.is_symlink() and not path.exists()
+
+
+def scan_images(
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    recursive: bool = True,
+    extensions: frozenset[str] = IMAGE_EXTENSIONS,
+) -> ImageScan:
+    """Expand files, folders and globs into a sorted, de-duplicated list of image paths.
+
+    A file named explicitly is kept whatever its extension (so that a broken or mislabelled file
+    is reported by the caller, not silently skipped); inside folders only ``extensions`` count,
+    and dot-files are skipped (counted in ``hidden``). Broken symbolic links are kept like
+    files: reading one fails with "broken symbolic link". Raises ``FileNotFoundError`` naming an
+    input that matches nothing.
+    """
+    found: dict[Path, None] = {}
+    hidden: dict[Path, None] = {}
+
+    def add_folder(folder: Path) -> None:
+        files, dots = _walk(folder, recursive, extensions)
+        found.update(dict.fromkeys(files))
+        hidden.update(dict.fromkeys(dots))
+
+    for item in inputs:
+        text = os.fspath(item)
+        if any(ch in text for ch in "*?[") and not os.path.lexists(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                raise FileNotFoundError(f"no file matches the pattern {text!r}")
+            for m in matches:
+                p = Path(m)
+                if p.is_dir():
+                    add_folder(p)
+                elif _is_file_or_broken_link(p) and p.suffix.lower() in extensions:
+                    found[p] = None
+            continue
+        p = Path(text)
+        if p.is_dir():
+            add_folder(p)
+        elif _is_file_or_broken_link(p):
+            found[p] = None
+        else:
+            raise FileNotFoundError(f"no such file or folder: {text}")
+    return ImageScan(sorted(found), sorted(hidden))
 
 
 def find_images(
@@ -16,42 +77,21 @@ def find_images(
     recursive: bool = True,
     extensions: frozenset[str] = IMAGE_EXTENSIONS,
 ) -> list[Path]:
-    """Expand files, folders and globs into a sorted, de-duplicated list of image paths.
-
-    A file named explicitly is kept whatever its extension (so that a broken or mislabelled file
-    is reported by the caller, not silently skipped); inside folders only ``extensions`` count.
-    Raises ``FileNotFoundError`` naming an input that matches nothing.
-    """
-    found: dict[Path, None] = {}
-    for item in inputs:
-        text = os.fspath(item)
-        if any(ch in text for ch in "*?[") and not Path(text).exists():
-            matches = sorted(glob.glob(text, recursive=True))
-            if not matches:
-                raise FileNotFoundError(f"no file matches the pattern {text!r}")
-            for m in matches:
-                p = Path(m)
-                if p.is_file() and p.suffix.lower() in extensions:
-                    found[p] = None
-                elif p.is_dir():
-                    for q in _walk(p, recursive, extensions):
-                        found[q] = None
-            continue
-        p = Path(text)
-        if p.is_dir():
-            for q in _walk(p, recursive, extensions):
-                found[q] = None
-        elif p.is_file():
-            found[p] = None
-        else:
-            raise FileNotFoundError(f"no such file or folder: {text}")
-    return sorted(found)
+    """The ``files`` of :func:`scan_images` (see there)."""
+    return scan_images(inputs, recursive=recursive, extensions=extensions).files
 
 
-def _walk(folder: Path, recursive: bool, extensions: frozenset[str]) -> list[Path]:
+def _is_file_or_broken_link(p: Path) -> bool:
+    return p.is_file() or is_broken_link(p)
+
+
+def _walk(
+    folder: Path, recursive: bool, extensions: frozenset[str]
+) -> tuple[list[Path], list[Path]]:
     pattern = "**/*" if recursive else "*"
-    return sorted(
-        p
-        for p in folder.glob(pattern)
-        if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith(".")
-    )
+    files, dots = [], []
+    for p in folder.glob(pattern):
+        if p.suffix.lower() not in extensions or not _is_file_or_broken_link(p):
+            continue
+        (dots if p.name.startswith(".") else files).append(p)
+    return sorted(files), sorted(dots)

@@ -66,6 +66,10 @@ def read_image(
     path = None if isinstance(source, bytes) else Path(source)
     if path is not None:
         if not path.exists():
+            if path.is_symlink():
+                raise ImageReadError(
+                    path, f"broken symbolic link (its target {os.readlink(path)} does not exist)"
+                )
             raise ImageReadError(path, "file not found")
         if path.is_dir():
             raise ImageReadError(path, "is a folder, not an image file")
