@@ -117,12 +117,12 @@ def test_dask_engine_builds_the_same_dataset(tmp_path: Path) -> None:
     assert len(runs["dask"][1]) == 4
 
 
-def _analyze_or_die(source, root, relpath, size, mtime_ns, center):
+def _analyze_or_die(source, root, relpath, *rest):
     import os
 
     if "crash" in relpath:
         os._exit(3)  # what a segfaulting decoder or the OOM killer does to a worker
-    return analyze_file(source, root, relpath, size, mtime_ns, center)
+    return analyze_file(source, root, relpath, *rest)
 
 
 def test_a_file_that_kills_its_worker_is_an_unreadable_row(tmp_path: Path, monkeypatch) -> None:
@@ -162,3 +162,41 @@ def test_unreachable_or_bad_scheduler_is_one_clear_line(tmp_path: Path, monkeypa
     text = _text(res)
     assert "error:" in text and address in text and "Traceback" not in res.output
     assert "cannot reach the Dask scheduler" in text or "invalid Dask scheduler address" in text
+
+
+def test_max_pixels_option(tmp_path: Path) -> None:
+    import json
+
+    pool = pools.make_clean_pool(tmp_path / "pool", 1, 1)  # 96x96 = 9216 pixels each
+    pools.save(pool / "big.png", pools.noisy(30, 96, 200))
+    out = tmp_path / "set"
+    base = ["dataset", "build", "-s", f"p={pool}", "-o", str(out), "--min-size", "64",
+            "--scales", "2", "--workers", "1"]  # fmt: skip
+    res = runner.invoke(app, [*base, "--max-pixels", "10000"])
+    assert res.exit_code == 0, res.output
+    rows = {Path(r.path).name: r for r in read_manifest(out / "manifest.csv")}
+    assert "pixel limit of 10000" in rows["big.png"].reason
+    assert (
+        rows["big.png"].reason.startswith("unreadable:")
+        and "--max-pixels" in rows["big.png"].reason
+    )
+    assert rows["noisy_00.png"].kept and rows["smooth_00.png"].kept
+    config = json.loads((out / "resyn_dataset.json").read_text())
+    assert config["options"]["max_pixels"] == 10000
+    res = runner.invoke(app, [*base, "--max-pixels", "0"])
+    assert res.exit_code == 2 and "--max-pixels must be positive" in _text(res)
+
+
+def test_a_definition_from_before_max_pixels_still_resumes(tmp_path: Path) -> None:
+    import json
+
+    pool = pools.make_clean_pool(tmp_path / "pool", 1, 1)
+    out = tmp_path / "set"
+    opts = BuildOptions(min_size=64, scales=(2,))
+    build_dataset([Source("p", pool)], out, opts, workers=1, log=lambda m: None)
+    config = out / "resyn_dataset.json"
+    old = json.loads(config.read_text())
+    del old["options"]["max_pixels"]  # as written by an older resyn
+    config.write_text(json.dumps(old))
+    assert build_dataset([Source("p", pool)], out, opts, workers=1, log=print).nothing_to_do
+    assert json.loads(config.read_text())["options"]["max_pixels"] == opts.max_pixels

@@ -60,6 +60,37 @@ def test_blur_and_flat_measures(rng: np.random.Generator) -> None:
     assert to_gray(np.dstack([sharp] * 3)).tolist() == sharp.tolist()
 
 
+def _flat_float64(gray: np.ndarray, gradient: float) -> float:
+    g = gray.astype(np.float64)
+    gx = cv2.Sobel(g, cv2.CV_64F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_64F, 0, 1, ksize=3)
+    return float(np.mean(np.hypot(gx, gy) < gradient))
+
+
+def test_blur_and_flat_in_float32_equal_the_float64_definition(rng) -> None:
+    smooth = cv2.GaussianBlur(rng.integers(0, 256, (120, 90), dtype=np.uint8), (0, 0), 1.2)
+    for gray in (smooth, rng.integers(0, 256, (50, 70), dtype=np.uint8)):
+        lap = cv2.Laplacian(gray.astype(np.float64), cv2.CV_64F, ksize=1).var()
+        assert laplacian_variance(gray) == pytest.approx(lap, rel=1e-12)
+        for gradient in (10.0, 0.5, 1.0, 7.3, 12.25, 40.0):  # exact, borderline values included
+            assert flat_ratio(gray, gradient) == _flat_float64(gray, gradient)
+
+
+def test_blur_and_flat_do_not_make_float64_copies(rng) -> None:
+    import tracemalloc
+
+    gray = rng.integers(0, 256, (800, 1000), dtype=np.uint8)
+    peaks = {}
+    for name, fn in (("blur", laplacian_variance), ("flat", flat_ratio)):
+        tracemalloc.start()
+        fn(gray)
+        peaks[name] = tracemalloc.get_traced_memory()[1] / gray.size
+        tracemalloc.stop()
+    # float32 working images: 4 bytes a pixel for the Laplacian, 2 x 4 (+ a mask) for Sobel;
+    # the float64 version peaked at 16 and 33 bytes a pixel
+    assert peaks["blur"] < 6 and peaks["flat"] < 12, peaks
+
+
 def test_content_hash_depends_on_pixels_and_shape() -> None:
     a = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
     assert content_hash(a) == content_hash(a.copy())

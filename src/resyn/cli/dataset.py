@@ -49,6 +49,11 @@ def build(
     crop: int | None = typer.Option(None, help="Also cut HR sub-images of this size (BasicSR)."),
     step: int | None = typer.Option(None, help="Stride of the sub-images (default: --crop)."),
     thresh_size: int = typer.Option(0, help="Add an edge crop if the remainder exceeds this."),
+    max_pixels: int = typer.Option(
+        268_435_456,  # resyn.io.DEFAULT_MAX_PIXELS, as `resyn complexity score --max-pixels`
+        "--max-pixels",
+        help="Refuse larger images (decompression bombs): they are unreadable rows.",
+    ),
     workers: int | None = typer.Option(None, help="Worker processes (default: usable CPU cores)."),
     engine: str = typer.Option("local", help="local (process pool) or dask."),
     scheduler: str | None = typer.Option(
@@ -87,6 +92,7 @@ def build(
             step=step,
             thresh_size=thresh_size,
             center=center,
+            max_pixels=max_pixels,
         )
         with Progress(
             "[progress.description]{task.description}",

@@ -259,7 +259,17 @@ def _build_locked(
         for rel, size, mtime in inputs[src.name]:
             rec = records.get((src.name, rel))
             if rec is None or rec.get("size") != size or rec.get("mtime_ns") != mtime:
-                todo.append((src.name, str(src.path.resolve()), rel, size, mtime, options.center))
+                todo.append(
+                    (
+                        src.name,
+                        str(src.path.resolve()),
+                        rel,
+                        size,
+                        mtime,
+                        options.center,
+                        options.max_pixels,
+                    )
+                )
     total = sum(len(v) for v in inputs.values())
     log(f"analysing {len(todo)} of {total} files ({total - len(todo)} from the journal)")
     from resyn.data.work import (
@@ -322,6 +332,7 @@ def _build_locked(
                     options.crop,
                     options.crop_step,
                     options.thresh_size,
+                    options.max_pixels,
                 )
             )
     log(f"writing {len(jobs)} of {len(kept)} kept images ({len(kept) - len(jobs)} already done)")

@@ -19,7 +19,7 @@ from typing import Any
 
 from resyn.data import layout
 from resyn.data.filters import DEFAULT_BLUR_THRESHOLD, DEFAULT_FLAT_THRESHOLD, FLAT_GRADIENT
-from resyn.io import atomic_write_text
+from resyn.io import DEFAULT_MAX_PIXELS, atomic_write_text
 
 FORMAT = "resyn-dataset/1"
 KINDS = ("real", "synthetic")
@@ -76,10 +76,14 @@ class BuildOptions:
     #: complexity center; None = the active one of ``resyn.complexity``, resolved (and recorded)
     #: when the build starts so that a resumed build scores like the first run.
     center: float | None = None
+    #: images with more pixels are ``unreadable`` (decompression-bomb guard of read_image)
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def validate(self) -> None:
         if self.min_size < 1:
             raise BuildError("--min-size must be at least 1")
+        if self.max_pixels < 1:
+            raise BuildError("--max-pixels must be positive")
         if self.blur_threshold < 0:
             raise BuildError("--blur-threshold must be >= 0")
         if not 0 <= self.flat_threshold <= 1:
@@ -145,6 +149,20 @@ def config_dict(sources: list[Source], options: BuildOptions, out: Path) -> dict
     }
 
 
+#: Options added after the first format: a definition written without them was built with
+#: these values, so it still matches a build that uses them.
+_ADDED_OPTIONS = {"max_pixels": DEFAULT_MAX_PIXELS}
+
+
+def _with_new_defaults(old: Any) -> Any:
+    opts = old.get("options") if isinstance(old, dict) else None
+    if isinstance(opts, dict):
+        old = {**old, "options": {**opts}}
+        for key, value in _ADDED_OPTIONS.items():
+            old["options"].setdefault(key, value)
+    return old
+
+
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     diffs = []
     if old.get("sources") != new["sources"]:
@@ -182,12 +200,15 @@ def prepare_output(out: Path, definition: dict[str, Any], overwrite: bool) -> bo
     config_file = out / layout.CONFIG
     if config_file.exists():
         try:
-            old = json.loads(config_file.read_text(encoding="utf-8"))
+            recorded = json.loads(config_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise BuildError(
                 f"{config_file} is unreadable ({exc}); remove it or the folder"
             ) from None
+        old = _with_new_defaults(recorded)
         if old == definition:
+            if recorded != definition:  # written before an option was added: record it now
+                atomic_write_text(config_file, json.dumps(definition, indent=2) + "\n")
             return True
         if not overwrite:
             raise BuildError(

@@ -16,6 +16,7 @@ converted to gray with the BT.601 weights (``cv2.COLOR_RGB2GRAY``), at native re
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 
@@ -45,19 +46,37 @@ def content_hash(rgb: np.ndarray) -> str:
 
 
 def laplacian_variance(gray: np.ndarray) -> float:
-    """Variance of the 3x3 Laplacian of a gray image (0-255 scale); low means blurry."""
+    """Variance of the 3x3 Laplacian of a gray image (0-255 scale); low means blurry.
+
+    The Laplacian of 8-bit samples is an integer in [-1020, 1020], exact in float32, so it is
+    computed as one float32 image (4 bytes a pixel, no float64 copies); mean and variance are
+    accumulated in double precision by ``cv2.meanStdDev``."""
     import cv2
 
-    lap = cv2.Laplacian(gray.astype(np.float64), cv2.CV_64F, ksize=1)
-    return float(lap.var())
+    lap = cv2.Laplacian(_as_uint8(gray), cv2.CV_32F, ksize=1)
+    _, std = cv2.meanStdDev(lap)
+    return float(std[0, 0]) ** 2
 
 
 def flat_ratio(gray: np.ndarray, gradient: float = FLAT_GRADIENT) -> float:
-    """Share of pixels with Sobel gradient magnitude below ``gradient`` (0-255 scale)."""
+    """Share of pixels with Sobel gradient magnitude below ``gradient`` (0-255 scale).
+
+    The Sobel derivatives of 8-bit samples are integers (|g| <= 1020) and so is ``gx² + gy²``
+    (< 2**24, exact in float32): ``magnitude < gradient`` is decided exactly as
+    ``gx² + gy² < ceil(gradient²)``, on two float32 images instead of four float64 ones."""
     import cv2
 
-    g = gray.astype(np.float64)
-    gx = cv2.Sobel(g, cv2.CV_64F, 1, 0, ksize=3)
-    gy = cv2.Sobel(g, cv2.CV_64F, 0, 1, ksize=3)
-    magnitude = np.hypot(gx, gy)
-    return float(np.mean(magnitude < gradient))
+    g = _as_uint8(gray)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    np.multiply(gx, gx, out=gx)
+    np.multiply(gy, gy, out=gy)
+    gx += gy
+    limit = np.float32(math.ceil(float(gradient) ** 2)) if gradient > 0 else np.float32(0)
+    return float(np.count_nonzero(gx < limit)) / gx.size
+
+
+def _as_uint8(gray: np.ndarray) -> np.ndarray:
+    if gray.dtype != np.uint8 or gray.ndim != 2:
+        raise ValueError(f"expected a 2-D uint8 gray image, got {gray.dtype} {gray.shape}")
+    return np.ascontiguousarray(gray)

@@ -13,6 +13,7 @@ import numpy as np
 
 from resyn.data import layout
 from resyn.data.filters import content_hash, flat_ratio, laplacian_variance, to_gray
+from resyn.io.images import DEFAULT_MAX_PIXELS
 
 #: zlib level of the written PNGs: 3, as BasicSR's extract_subimages (lossless either way;
 #: 3 is about twice as fast as 6 for a few percent more bytes).
@@ -26,17 +27,25 @@ def describe_layout(arr: np.ndarray) -> str:
     return f"{kind}{arr.dtype.itemsize * 8}"
 
 
-def load_rgb8(path: str | Path) -> tuple[np.ndarray, str]:
+def load_rgb8(
+    path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, str]:
     """Decode a file the way the dataset stores it: 8-bit RGB (alpha dropped, gray replicated,
     16-bit rounded), EXIF orientation applied. Returns the image and its original layout."""
     from resyn.io import read_image, to_rgb8
 
-    arr = read_image(path)
+    arr = read_image(path, max_pixels=max_pixels)
     return to_rgb8(arr), describe_layout(arr)
 
 
 def analyze_file(
-    source: str, root: str, relpath: str, size: int, mtime_ns: int, center: float
+    source: str,
+    root: str,
+    relpath: str,
+    size: int,
+    mtime_ns: int,
+    center: float,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> dict[str, Any]:
     """Measure one input file. Never raises for a bad image: ``error`` holds the reason (an
     image too small for GLCM gets ``score`` None and ``complexity_error``)."""
@@ -49,7 +58,7 @@ def analyze_file(
         "mtime_ns": mtime_ns,
     }
     try:
-        rgb, arr_layout = load_rgb8(Path(root) / relpath)
+        rgb, arr_layout = load_rgb8(Path(root) / relpath, max_pixels)
     except ImageReadError as exc:
         record["error"] = exc.reason
         return record
@@ -91,7 +100,7 @@ def analyze_file(
 def analysis_of_dead_worker(task: tuple[Any, ...], reason: str) -> dict[str, Any]:
     """The journal record of an input whose analysis killed its worker process (it becomes an
     ``unreadable`` row); ``task`` is the argument tuple of :func:`analyze_file`."""
-    source, _root, relpath, size, mtime_ns, _center = task
+    source, _root, relpath, size, mtime_ns = task[:5]
     return {
         "source": source,
         "relpath": relpath,
@@ -117,6 +126,7 @@ def write_outputs(
     crop: int | None,
     step: int | None,
     thresh: int,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> int:
     """Write HR, LR and crops of one kept image; files that already exist are skipped (they were
     written atomically by an earlier, interrupted run). Returns the number of files written."""
@@ -127,7 +137,7 @@ def write_outputs(
 
     out_dir = Path(out)
     try:
-        rgb, _ = load_rgb8(src)
+        rgb, _ = load_rgb8(src, max_pixels)
     except ImageReadError as exc:
         raise BuildError(
             f"{src}: {exc.reason}, but it was readable when analysed; run again"

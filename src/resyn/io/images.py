@@ -105,7 +105,7 @@ def read_image(
                 raise ImageReadError(
                     path,
                     f"{width}x{height} = {width * height} pixels exceeds the pixel limit of "
-                    f"{max_pixels} (possible decompression bomb; raise max_pixels to allow it)",
+                    f"{max_pixels} (possible decompression bomb; raise max_pixels, or --max-pixels, to allow it)",
                 )
             try:
                 orientation = _orientation(img)
