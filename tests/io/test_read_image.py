@@ -199,3 +199,16 @@ def test_cmyk_and_palette_jpeg_png_still_decoded_by_pillow(photo):
     Image.fromarray(photo).convert("P").save(pal, "PNG")
     out = read_image(pal.getvalue())
     assert _same(out, np.asarray(Image.open(io.BytesIO(pal.getvalue())).convert("RGB")))
+
+
+def test_opencv_warnings_stay_out_of_the_output(capfd, monkeypatch):
+    """A truncated 16-bit PNG is decoded by OpenCV, which used to print "[ WARN:0@0.1] global
+    grfmt_png.cpp ... PNG input buffer is incomplete" in the middle of progress bars."""
+    monkeypatch.delenv("OPENCV_LOG_LEVEL", raising=False)
+    images_mod._opencv.cache_clear()
+    ramp = (np.arange(64 * 64, dtype=np.uint32) * 13 % 65536).astype(np.uint16).reshape(64, 64)
+    png = images_mod.encode_png(ramp)
+    capfd.readouterr()
+    with pytest.raises(ImageReadError, match="corrupt or truncated"):
+        read_image(png[: len(png) // 2])
+    assert "WARN" not in capfd.readouterr().err

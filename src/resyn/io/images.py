@@ -125,6 +125,19 @@ def read_image(
 
 
 @functools.cache
+def _opencv():
+    """``cv2``, with OpenCV's log level lowered to errors the first time resyn decodes or
+    encodes in a process: its warnings ("PNG input buffer is incomplete" for a file that is
+    reported as corrupt anyway) would print in the middle of progress bars. An
+    ``OPENCV_LOG_LEVEL`` set by the user is left as it is."""
+    import cv2
+
+    if not os.environ.get("OPENCV_LOG_LEVEL"):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    return cv2
+
+
+@functools.cache
 def _decode_errors() -> tuple[type[BaseException], ...]:
     """What Pillow's and OpenCV's decoders raise for bad data (besides UnidentifiedImageError).
     A function so that OpenCV is only imported when an error needs it."""
@@ -257,7 +270,7 @@ def _decode_8bit_fast(img: Image.Image, data: bytes) -> np.ndarray | None:
     """OpenCV decode of a plain 8-bit file, or None to let Pillow decode it (see module docs)."""
     if not _fast_path_applies(img, data):
         return None
-    import cv2
+    cv2 = _opencv()
 
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     channels = {"L": (), "RGB": (3,), "RGBA": (4,)}[img.mode]
@@ -269,7 +282,7 @@ def _decode_8bit_fast(img: Image.Image, data: bytes) -> np.ndarray | None:
 
 
 def _decode_with_opencv(data: bytes, path: Path | None) -> np.ndarray:
-    import cv2
+    cv2 = _opencv()
 
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
@@ -379,7 +392,7 @@ def encode_png(
 
     ``metadata`` entries become PNG ``tEXt`` chunks (Latin-1 keys and values).
     """
-    import cv2
+    cv2 = _opencv()
 
     if arr.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"PNG needs uint8 or uint16 samples, got {arr.dtype}")
@@ -450,7 +463,7 @@ def write_image(
     metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write an image atomically; the format follows the extension (PNG keeps 16 bits)."""
-    import cv2
+    cv2 = _opencv()
 
     target = Path(path)
     ext = target.suffix.lower()
