@@ -70,6 +70,7 @@ def test_cli_build_then_stats(tmp_path: Path) -> None:
         (["-s", "x={pool}", "--scales", "2,x"], "--scales"),
         (["-s", "x={pool}", "--crop", "50", "--scales", "4"], "multiples of every scale"),
         (["-s", "x={pool}", "--engine", "spark"], "--engine"),
+        (["-s", "x={pool}:Real"], "unknown kind 'Real' (real|synthetic)"),
     ],
 )
 def test_cli_errors_are_clear(tmp_path: Path, extra: list[str], message: str) -> None:

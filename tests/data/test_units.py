@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from resyn.data import BuildError, BuildOptions, layout, parse_source
+from resyn.data import BuildError, BuildOptions, Source, layout, parse_source
 from resyn.data.filters import content_hash, flat_ratio, laplacian_variance, to_gray
 from resyn.data.manifest import ManifestRow, read_manifest, write_manifest
 
@@ -100,11 +100,19 @@ def test_content_hash_depends_on_pixels_and_shape() -> None:
     assert content_hash(a) != content_hash(b)
 
 
-def test_parse_source() -> None:
+def test_parse_source(tmp_path: Path) -> None:
     s = parse_source("sam=/data/sam:real")
     assert (s.name, s.path, s.kind) == ("sam", Path("/data/sam"), "real")
     assert parse_source("mj=imgs:synthetic").kind == "synthetic"
-    assert parse_source("x=a:b").path == Path("a:b")  # only :real/:synthetic are kinds
+    # a mistyped kind is named, not reported as a missing folder
+    for bad, kind in (("real=pool/real:Real", "'Real'"), ("x=a:synth", "'synth'")):
+        with pytest.raises(BuildError, match=f"unknown kind {kind} \\(real\\|synthetic\\)"):
+            parse_source(bad)
+    odd = tmp_path / "a:b"
+    odd.mkdir()  # only :real/:synthetic are kinds; an existing path with a colon is a path
+    assert parse_source(f"x={odd}").path == odd
+    assert parse_source(f"x={odd}:synthetic") == Source("x", odd, "synthetic")
+    assert parse_source("x=data/pool:2024").path == Path("data/pool:2024")  # not a word
     assert parse_source("x=pool").kind == "real"
     for bad in ("nopath", "=pool", "a b=pool", "x="):
         with pytest.raises(BuildError):

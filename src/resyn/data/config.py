@@ -24,6 +24,8 @@ from resyn.io import DEFAULT_MAX_PIXELS, atomic_write_text
 FORMAT = "resyn-dataset/1"
 KINDS = ("real", "synthetic")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+#: What a mistyped kind looks like (``:Real``, ``:synth``), as opposed to the end of a path.
+_KIND_LIKE = re.compile(r"^[A-Za-z][A-Za-z_-]*$")
 
 
 class BuildError(ValueError):
@@ -40,7 +42,9 @@ class Source:
 
 
 def parse_source(text: str) -> Source:
-    """Parse ``NAME=PATH[:real|:synthetic]`` (kind defaults to real)."""
+    """Parse ``NAME=PATH[:real|:synthetic]`` (kind defaults to real). A path may hold colons,
+    but a word after the last one that is not a kind (``:Real``) is an error unless the whole
+    path exists."""
     if "=" not in text:
         raise BuildError(f"--source {text!r}: expected NAME=PATH[:real|:synthetic]")
     name, rest = text.split("=", 1)
@@ -49,6 +53,12 @@ def parse_source(text: str) -> Source:
         if rest.endswith(":" + k):
             rest, kind = rest[: -len(k) - 1], k
             break
+    head, sep, tail = rest.rpartition(":")
+    if sep and head and _KIND_LIKE.match(tail) and not Path(rest).exists():
+        raise BuildError(
+            f"--source {text!r}: unknown kind {tail!r} (real|synthetic), and no folder {rest} "
+            "exists"
+        )
     if not _NAME.match(name):
         raise BuildError(
             f"--source {text!r}: name {name!r} must be letters, digits, '_' or '-' "
