@@ -170,3 +170,23 @@ def test_correlate_never_overwrites_its_inputs(tmp_path, rng):
     )  # fmt: skip
     assert r.exit_code == 2 and ".csv" in r.output
     assert {p: p.read_bytes() for p in (scores, psnr)} == before
+
+
+def test_join_matches_the_exact_file_name_before_the_stem(rng):
+    """img_000.png and img_000.jpg are two scored files: a PSNR row named img_000.png is the
+    PNG (the stem-only join dropped both as ambiguous); a bare stem still joins when unique."""
+    scores = _scores(4, rng)
+    scores.loc[1, "path"] = "set/sub/img_000.jpg"
+    psnr = pd.DataFrame(
+        {"name": ["img_000.png", "img_000.jpg", "img_002", "img_003.bmp"], "psnr_y": [1.0, 2, 3, 4]}
+    )
+    joined = join_scores_psnr(scores, psnr).set_index("path")
+    assert joined["psnr"].to_dict() == {
+        "set/sub/img_000.png": 1.0,
+        "set/sub/img_000.jpg": 2.0,
+        "set/sub/img_002.png": 3.0,
+        "set/sub/img_003.png": 4.0,  # no file named img_003.bmp: the stem decides
+    }
+    with pytest.warns(UserWarning, match="match more than one scored file"):
+        joined = join_scores_psnr(scores, pd.DataFrame({"name": ["img_000"], "psnr_y": [5.0]}))
+    assert joined.empty

@@ -2,8 +2,9 @@
 BPP predict restoration PSNR (Fig. 3). Importable for the evaluation code.
 
 PSNR tables (CSV) need a ``name`` column (image file name or stem) and a PSNR column, ``psnr_y``
-by default. Scores and PSNR rows are joined on the file stem of ``name`` / ``path``; a stem that
-occurs more than once in the scores is ambiguous and left out (with a warning).
+by default. A PSNR ``name`` is joined to the scored ``path`` with that exact file name, else to
+the one with that file stem; a name that matches several scored files is ambiguous and left out
+(with a warning).
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def load_psnr(path: str | os.PathLike[str], metric: str = "psnr_y") -> pd.DataFr
     return df
 
 
+def _base(value: str) -> str:
+    return Path(str(value).replace("\\", "/")).name
+
+
 def _stem(value: str) -> str:
     return Path(str(value).replace("\\", "/")).stem
 
@@ -54,23 +59,38 @@ def join_scores_psnr(
     scores: pd.DataFrame, psnr: pd.DataFrame, metric: str = "psnr_y"
 ) -> pd.DataFrame:
     """Rows ``name, complexity, bpp, psnr, path`` for images in both tables (scored without
-    error, finite PSNR)."""
+    error, finite PSNR). A PSNR ``name`` is matched to the scored file with exactly that file
+    name first (``img.png`` is not ``img.jpg``), else to the one with that stem (``img``);
+    a name that matches several scored files (the same name in two folders) is left out with a
+    warning. When two PSNR rows match one file, the last one counts."""
     s = scores[scores["error"].fillna("") == ""].copy() if "error" in scores else scores.copy()
-    s["name"] = s["path"].map(_stem)
-    dup = s["name"].duplicated(keep=False)
-    if dup.any():
-        warnings.warn(
-            f"{int(dup.sum())} scored files share a file stem with another one "
-            f"(e.g. {s.loc[dup, 'path'].iloc[0]}); they are left out of the join",
-            stacklevel=2,
-        )
-        s = s[~dup]
+    s = s.reset_index(drop=True)
     if "bpp" not in s.columns:
         s["bpp"] = np.nan
-    q = psnr[["name", metric]].copy()
-    q["name"] = q["name"].map(_stem)
-    q = q.drop_duplicates("name", keep="last").rename(columns={metric: "psnr"})
-    joined = s[["name", "path", "complexity", "bpp"]].merge(q, on="name", how="inner")
+    by_name: dict[str, list[int]] = {}
+    by_stem: dict[str, list[int]] = {}
+    for i, path in enumerate(s["path"]):
+        by_name.setdefault(_base(path), []).append(i)
+        by_stem.setdefault(_stem(path), []).append(i)
+    match: dict[int, float] = {}  # score row -> PSNR value
+    ambiguous: list[str] = []
+    for name, value in zip(psnr["name"], psnr[metric], strict=True):
+        base = _base(name)
+        rows = by_name.get(base) or by_stem.get(base) or by_stem.get(_stem(base)) or []
+        if len(rows) == 1:
+            match[rows[0]] = value
+        elif rows:
+            ambiguous.append(f"{name} ({', '.join(str(s.at[i, 'path']) for i in rows[:2])})")
+    if ambiguous:
+        warnings.warn(
+            f"{len(ambiguous)} PSNR name(s) match more than one scored file (scored files share "
+            f"a file stem or name, e.g. {ambiguous[0]}); they are left out of the join",
+            stacklevel=2,
+        )
+    rows = sorted(match)
+    joined = s.loc[rows, ["path", "complexity", "bpp"]].copy()
+    joined.insert(0, "name", [_stem(p) for p in joined["path"]])
+    joined["psnr"] = pd.to_numeric(pd.Series([match[i] for i in rows], index=rows, dtype=float))
     joined = joined[np.isfinite(joined["psnr"]) & np.isfinite(joined["complexity"])]
     return joined.reset_index(drop=True)
 
