@@ -104,3 +104,23 @@ def test_bad_shapes_are_named():
         selective_scan(u, delta, A, B[..., :5], C)
     with pytest.raises(ValueError, match="divisible"):
         selective_scan(u[:, :5], delta[:, :5], A[:5], B, C)
+
+
+def test_meta_tensors_give_shape_and_dtype_without_running_the_scan(monkeypatch):
+    # FLOP counting (`resyn models`) runs MambaIR on the meta device at 1280x720 output; the
+    # chunked scan loop used to take minutes there. Shapes only: (batch, D, L), float32.
+    import resyn.ops.selective_scan as module
+
+    def no_scan(a, b):
+        raise AssertionError("the scan ran on meta tensors")
+
+    monkeypatch.setattr(module, "linear_scan", no_scan)
+    u, delta, A, B, C, D, bias = (
+        t.to("meta") for t in _inputs(torch.bfloat16, batch=1, dim=8, n_state=16, length=1)
+    )
+    length = 230_400  # 640x360 tokens, the x2 input of the paper's protocol
+    u = u.expand(1, 8, length)
+    delta = delta.expand(1, 8, length)
+    B, C = B.expand(1, 2, 16, length), C.expand(1, 2, 16, length)
+    y = selective_scan(u, delta, A, B, C, D, bias, delta_softplus=True, chunk_elements=1)
+    assert y.device.type == "meta" and y.shape == (1, 8, length) and y.dtype == torch.float32

@@ -91,6 +91,11 @@ def selective_scan(
         raise ValueError(f"D={dim} is not divisible by the {groups} groups of B/C")
     dtype = torch.promote_types(u.dtype, torch.float32)
     per_group = dim // groups
+    if u.device.type == "meta":
+        # Meta tensors carry shapes only (FLOP counting, shape inference). The scan is
+        # element-wise work that FLOP counters do not count, and running its chunk loop on meta
+        # tensors took minutes per model (hundreds of chunks of a recursive scan at 1280x720).
+        return torch.empty(batch, dim, length, dtype=dtype, device=u.device)
 
     u = u.to(dtype)
     delta = delta.to(dtype)
