@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from resyn.cli._common import console
+from resyn.cli._common import console, fail
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +41,9 @@ def info() -> None:
 
 
 def models(
+    names: list[str] = typer.Argument(
+        None, help="Only these presets (e.g. rwkvir-light swinir-light) [default: all]."
+    ),
     flops: bool = typer.Option(
         True, "--flops/--no-flops", help="Count GFLOPs at the paper's protocol (output 1280x720)."
     ),
@@ -51,10 +54,17 @@ def models(
     from resyn.models import build_model, list_presets
     from resyn.models.profile import count_flops, count_parameters
 
+    presets = list_presets()
+    if names:
+        known = {p.name for p in presets}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            fail(f"unknown preset(s) {', '.join(unknown)}; presets: {', '.join(sorted(known))}")
+        presets = [p for p in presets if p.name in names]
     table = Table(title="resyn model presets")
     for col in ("preset", "scale", "params", "GFLOPs @1280x720 out", "description"):
         table.add_column(col)
-    for preset in list_presets():
+    for preset in presets:
         for scale in preset.scales:
             model = build_model(preset.name, scale=scale)
             params = count_parameters(model)
