@@ -112,6 +112,10 @@ def test_saved_weights_and_shipped_weights_errors(tmp_path, tiny_arch, make_tiny
         load_restorer("sr-x7", None)
     with pytest.raises(WeightsError, match="not found"):
         load_restorer("sr-x2", tmp_path / "missing.safetensors")
+    # a folder is named as such (it used to be "weights file not found"), with its files
+    for task in ("sr-x2", None):
+        with pytest.raises(WeightsError, match=r"is a folder, not a weights file.*x2\.safetensors"):
+            load_restorer(task, tmp_path)
     bogus = tmp_path / "bogus.safetensors"
     bogus.write_bytes(b"not a safetensors file")
     with pytest.raises(WeightsError, match="safetensors"):

@@ -42,6 +42,13 @@ def resolve_weights(task_name: str, weights: str | os.PathLike[str] | None) -> P
     if weights is None:
         return default_weights_path(task_name)
     path = Path(weights)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.safetensors"))[:5]
+        hint = f" (it holds {', '.join(found)})" if found else ""
+        raise WeightsError(
+            f"weights {path} is a folder, not a weights file{hint}; "
+            "pass one .safetensors file, for example runs/x2/best.safetensors"
+        )
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     return path
