@@ -173,3 +173,55 @@ def test_restore_with_tiny_rwkvir(tmp_path, rng) -> None:
     g = read_image(out / "g16_sr-x2.png")
     assert g.shape == (48, 40) and g.dtype == np.uint16
     assert "tiles=" in Image.open(out / "c_sr-x2.png").text["resyn:tiling"]
+
+
+def test_outputs_inside_an_input_folder_are_not_restored_again(tmp_path, weights, rng) -> None:
+    src = tmp_path / "photos"
+    src.mkdir()
+    write_image(src / "a.png", rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    out = src / "out"
+    args = ["restore", str(src), "-o", str(out), "-w", str(weights)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0 and "wrote 1 image(s)" in first.output, first.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert "skipping 1 file(s) inside the output folder" in second.output
+    assert "a_sr-x2.png" in second.output and "restoring 1 image(s)" in second.output
+    assert sorted(p.name for p in out.iterdir()) == ["a_sr-x2.png"]  # no a_sr-x2_sr-x2.png
+    # a glob reaching into the output folder is filtered the same way
+    third = runner.invoke(
+        app, ["restore", str(src / "**" / "*.png"), "-o", str(out), "-w", str(weights)]
+    )
+    assert third.exit_code == 0 and "skipping 1 file(s)" in third.output, third.output
+    assert sorted(p.name for p in out.iterdir()) == ["a_sr-x2.png"]
+    # a file named explicitly is restored even there
+    explicit = runner.invoke(
+        app, ["restore", str(out / "a_sr-x2.png"), "-o", str(out), "-w", str(weights)]
+    )
+    assert explicit.exit_code == 0 and (out / "a_sr-x2_sr-x2.png").exists(), explicit.output
+    # only earlier outputs in the given folder: nothing left to do is an error, as for no files
+    only = runner.invoke(app, ["restore", str(out), "-o", str(out), "-w", str(weights)])
+    assert only.exit_code == 2 and "no image files found" in only.output
+
+
+def test_weights_folder_is_named_as_a_folder(tmp_path, weights, rng) -> None:
+    src = tmp_path / "x.png"
+    write_image(src, np.zeros((20, 20, 3), np.uint8))
+    res = runner.invoke(
+        app, ["restore", str(src), "-o", str(tmp_path / "o"), "-w", str(weights.parent)]
+    )
+    assert res.exit_code == 2 and "is a folder, not a weights file" in res.output, res.output
+    assert "x2.safetensors" in res.output and "not found" not in res.output
+
+
+def test_formats_without_metadata_say_so(tmp_path, weights, rng) -> None:
+    src = tmp_path / "x.png"
+    write_image(src, rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    res = runner.invoke(
+        app,
+        ["restore", str(src), "-o", str(tmp_path / "o"), "-w", str(weights), "--format", "tiff"],
+    )
+    assert res.exit_code == 0 and (tmp_path / "o" / "x_sr-x2.tif").exists(), res.output
+    assert "TIFF outputs carry no resyn metadata" in res.output
+    res = runner.invoke(app, ["restore", str(src), "-o", str(tmp_path / "p"), "-w", str(weights)])
+    assert "carry no resyn metadata" not in res.output

@@ -58,7 +58,8 @@ def restore(
     """Restore images (super-resolution, denoising, JPEG artifact removal) on CPU or GPU.
 
     Each INPUT image is written to OUTPUT/<stem>_<task>.<format>, keeping gray/color, alpha and
-    16-bit depth; the tiling used is recorded in PNG text metadata.
+    16-bit depth; the tiling used is recorded in PNG text metadata (other formats carry none).
+    Files found inside OUTPUT when expanding folders and globs are skipped.
     """
     import warnings
 
@@ -91,6 +92,15 @@ def restore(
         files = find_images(inputs)
     except FileNotFoundError as exc:
         fail(str(exc))
+    files, inside = _outside_output(files, inputs, output)
+    if inside:
+        console.print(
+            f"skipping {len(inside)} file(s) inside the output folder {output} (earlier "
+            "outputs; name a file explicitly to restore it): "
+            + ", ".join(p.name for p in inside[:5])
+            + (" ..." if len(inside) > 5 else ""),
+            highlight=False,
+        )
     if not files:
         fail("no image files found in: " + " ".join(inputs))
     try:
@@ -111,6 +121,12 @@ def restore(
         f"on {device} ({precision})",
         highlight=False,
     )
+    if ext != "png":
+        console.print(
+            f"note: {fmt.upper()} outputs carry no resyn metadata (task, model, tiling); "
+            "use --format png to record them",
+            highlight=False,
+        )
     failures: list[tuple[Path, str]] = []
     skipped: list[Path] = []
     written = 0
@@ -182,6 +198,28 @@ def restore(
             err_console.print(f"[red]failed[/] {f}: {reason}", highlight=False)
         err_console.print(f"{len(failures)} of {len(files)} image(s) failed", highlight=False)
         raise typer.Exit(1)
+
+
+def _outside_output(
+    files: list[Path], inputs: list[str], output: Path
+) -> tuple[list[Path], list[Path]]:
+    """Split expanded inputs into (to restore, inside the output folder).
+
+    With the output folder inside an input folder (``resyn restore photos/ -o photos/out``), a
+    second run would otherwise restore its own outputs again (``a_sr-x2_sr-x2.png``). Files
+    named explicitly on the command line are always kept.
+    """
+    root = output.resolve()
+    explicit = {Path(a).resolve() for a in inputs if Path(a).is_file()}
+    keep: list[Path] = []
+    inside: list[Path] = []
+    for f in files:
+        resolved = f.resolve()
+        if resolved.is_relative_to(root) and resolved not in explicit:
+            inside.append(f)
+        else:
+            keep.append(f)
+    return keep, inside
 
 
 def export(
