@@ -63,6 +63,51 @@ def test_backend_restores_and_enforces_limits(tmp_path, weights) -> None:
         backend.process(str(up), "x9")
 
 
+def test_results_are_bounded_and_removed_on_close(tmp_path, weights) -> None:
+    # Each upload used to get its own mkdtemp folder that nothing removed.
+    root = tmp_path / "uploads"
+    backend = DemoBackend({"x2": ("sr-x2", weights)}, 10_000, 2000, root.resolve(), keep_results=2)
+    up = _upload(root)
+    targets = [backend.process(str(up), "x2")[2] for _ in range(4)]
+    results = backend.results_dir
+    assert results is not None and results.name.startswith("resyn-demo-")
+    assert all(t.parent.parent == results for t in targets)
+    assert len({t.parent for t in targets}) == 4  # same upload name, no collisions
+    assert sorted(p.parent for p in results.rglob("*.png")) == [t.parent for t in targets[-2:]]
+    assert targets[-1].is_file() and not targets[0].exists()
+    backend.close()
+    assert not results.exists()
+    # a given folder is bounded too, but never removed
+    given = tmp_path / "given"
+    mine = DemoBackend({"x2": ("sr-x2", weights)}, 10_000, 2000, results_dir=given, keep_results=1)
+    mine.process(str(up), "x2")
+    last = mine.process(str(up), "x2")[2]
+    mine.close()
+    assert list(given.rglob("*.png")) == [last]
+
+
+def test_unknown_default_task_is_an_error_naming_the_tasks(tmp_path, weights) -> None:
+    from resyn.restore.demo import default_choice
+
+    choices = {"sr-x2 (mine.safetensors)": ("sr-x2", weights), "sr-x4": ("sr-x4", weights)}
+    choices["denoise-25"] = ("denoise-25", weights)
+    with pytest.raises(ValueError, match=r"--task sr-x3.*known tasks: sr-x2, sr-x4, denoise-25"):
+        default_choice(choices, "sr-x3")
+    assert default_choice(choices, "sr-x4") == "sr-x4"
+    assert default_choice(choices, None, user_weights=True) == "sr-x2 (mine.safetensors)"
+    assert default_choice(choices, None) == "sr-x4"  # DEFAULT_TASK without --weights
+
+
+def test_demo_command_refuses_an_unknown_task(weights) -> None:
+    pytest.importorskip("gradio", reason="the demo extra is not installed")
+    from typer.testing import CliRunner
+
+    from resyn.cli.main import app
+
+    res = CliRunner().invoke(app, ["demo", "--task", "sr-x9", "-w", str(weights)])
+    assert res.exit_code == 2 and "--task sr-x9" in res.output and "known tasks" in res.output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,11 +7,17 @@ task/model selector, a before/after slider and a download of the restored PNG.
 Limits: uploads larger than ``max_upload_bytes`` or with more than ``max_pixels`` pixels are
 refused with a message, and only files inside Gradio's upload folder are read (a request that
 names any other path on the server is refused).
+
+Results are written to one temporary folder per app (``resyn-demo-*``); only the latest
+``keep_results`` are kept (Gradio copies each into its own cache when it serves it) and the
+folder is removed when the process exits, so a long-running demo does not fill the disk.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +48,31 @@ class DemoBackend:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 4_000_000
     allowed_root: Path | None = None  # None: any path (tests); the app passes upload_root()
+    results_dir: Path | None = None  # None: a fresh temporary folder, removed by close()
+    keep_results: int = 20  # result files kept on disk; older ones are deleted
     _cache: dict[str, Restorer] = field(default_factory=dict)
+    _owned_dir: Path | None = None
+    _count: int = 0
+
+    def _result_folder(self) -> Path:
+        """A new folder for one result (so two uploads of ``photo.png`` never collide); the
+        oldest are removed beyond ``keep_results``."""
+        if self.results_dir is None:
+            self.results_dir = self._owned_dir = Path(tempfile.mkdtemp(prefix="resyn-demo-"))
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self._count += 1
+        folder = self.results_dir / f"{self._count:06d}"
+        folder.mkdir()
+        old = sorted(p for p in self.results_dir.iterdir() if p.is_dir() and p.name.isdigit())
+        for stale in old[: max(0, len(old) - max(1, self.keep_results))]:
+            shutil.rmtree(stale, ignore_errors=True)
+        return folder
+
+    def close(self) -> None:
+        """Remove the temporary results folder this backend created (not a given one)."""
+        if self._owned_dir is not None:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
+            self._owned_dir = self.results_dir = None
 
     def restorer(self, label: str) -> Restorer:
         if label not in self.choices:
@@ -78,8 +108,7 @@ class DemoBackend:
             out, info = restore_array(restorer, image)
         except ValueError as exc:
             raise DemoError(str(exc)) from None
-        folder = Path(tempfile.mkdtemp(prefix="resyn-demo-"))
-        target = folder / f"{Path(path.name).stem}_{restorer.task.name}.png"
+        target = self._result_folder() / f"{Path(path.name).stem}_{restorer.task.name}.png"
         write_image(
             target,
             out,
@@ -129,6 +158,27 @@ def default_choices(weights: list[Path]) -> dict[str, tuple[str, Path]]:
     return choices
 
 
+def default_choice(
+    choices: dict[str, tuple[str, Path]], task: str | None, user_weights: bool = False
+) -> str:
+    """The label the page opens on: the first choice for ``task`` (``--task``), else the user's
+    own weights, else ``DEFAULT_TASK``. A ``task`` no choice serves is a ``ValueError`` naming
+    the tasks that are served (it used to be ignored silently)."""
+    labels = list(choices)
+    if task is not None:
+        match = next((k for k in labels if choices[k][0] == task), None)
+        if match is None:
+            known = ", ".join(dict.fromkeys(t for t, _ in choices.values()))
+            raise ValueError(
+                f"--task {task}: the demo has no weights for it; known tasks: {known} "
+                "(add weights for another task with --weights FILE)"
+            )
+        return match
+    if user_weights:
+        return labels[0]
+    return next((k for k in labels if choices[k][0] == DEFAULT_TASK), labels[0])
+
+
 def build_demo(
     weights: list[Path] | None = None,
     default_task: str | None = None,
@@ -140,10 +190,10 @@ def build_demo(
     import gradio as gr
 
     choices = default_choices(list(weights or []))
+    first = default_choice(choices, default_task, bool(weights))
     backend = DemoBackend(choices, max_upload_bytes, max_pixels, allowed_root or upload_root())
+    atexit.register(backend.close)
     labels = list(choices)
-    preferred = default_task or (None if weights else DEFAULT_TASK)
-    first = next((k for k in labels if choices[k][0] == preferred), labels[0])
 
     def run(upload: Any, label: str):
         try:
