@@ -98,12 +98,16 @@ def test_unknown_default_task_is_an_error_naming_the_tasks(tmp_path, weights) ->
     assert default_choice(choices, None) == "sr-x4"  # DEFAULT_TASK without --weights
 
 
-def test_demo_command_refuses_an_unknown_task(weights) -> None:
-    pytest.importorskip("gradio", reason="the demo extra is not installed")
+def test_demo_command_refuses_an_unknown_task(weights, monkeypatch) -> None:
+    gr = pytest.importorskip("gradio", reason="the demo extra is not installed")
     from typer.testing import CliRunner
 
     from resyn.cli.main import app
 
+    def no_launch(*args, **kwargs):
+        raise AssertionError("the demo started with an unknown --task")
+
+    monkeypatch.setattr(gr.Blocks, "launch", no_launch)
     res = CliRunner().invoke(app, ["demo", "--task", "sr-x9", "-w", str(weights)])
     assert res.exit_code == 2 and "--task sr-x9" in res.output and "known tasks" in res.output
 
