@@ -6,6 +6,7 @@ temporary architecture ``tinyconv`` so it can be saved and loaded (restore and e
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from dataclasses import dataclass
@@ -14,11 +15,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
 from torch import nn
 from torch.nn import functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
+
+# Property tests draw the same examples on every run (derived from each test's source), so a
+# green CI run is reproducible and a red one is a real regression, not a new draw. Widen the
+# search locally with HYPOTHESIS_PROFILE=explore (new random draws on every run).
+settings.register_profile("resyn", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "resyn"))
 
 
 @pytest.fixture(autouse=True)

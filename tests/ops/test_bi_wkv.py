@@ -24,8 +24,10 @@ TOL = 1e-4  # max |y - y_ref| / max |y_ref|, float32
 GRAD_TOL = 1e-3
 # Gradients are compared relative to max(|reference|, GRAD_FLOOR · max|g| · max|v|). When all
 # the weight of a row sits on one token (k spread of 40 on two tokens), the true gradient can be
-# 1e-5 of its terms, and float32 rounding of y alone (y ≈ v_i, so v_i − y_t cancels) limits any
-# float32 method, the literal formula included, to about 1e-7 · max|g| · max|v| absolute.
+# 1e-5 of its terms: ∂L/∂k_i sums α_t·K_ti·(v_i − y_t) and y_t ≈ v_i. An O(T) method forms y_t
+# (or its numerator and denominator) in float32 before subtracting, which limits it to about
+# 1e-7 · Σ_t|g_t| · max|v| absolute; the literal T x T formula is exact there because the
+# softmax's own term cancels exactly. See test_known_gap_dominant_token_k_gradient.
 GRAD_FLOOR = 1e-4
 
 
@@ -58,6 +60,19 @@ def check_against_naive(B, T, C, wT, uT, seed, chunk=None, method="auto"):
     want = torch.autograd.grad(ref, (k, v, w, u), g.double())
     for name, a, b in zip("kvwu", got, want):
         assert rel_err(a, b, grad_floor(g, v)) <= GRAD_TOL, f"gradient of {name}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known precision gap: the O(T) backward's k-gradient cancels v_i - y_t in float32 "
+    "when one token holds a whole row (docs/rwkvir.md); the literal formula is exact here",
+)
+def test_known_gap_dominant_token_k_gradient():
+    # Found by the property test below (hypothesis): w = 0, k_2 = 19.9 dominates every row, so
+    # the k_2 gradient (1.3e-5) is about 1e-5 of its terms. scaled: 6.9e-7 absolute error
+    # (3.6e-3 of the floor), general: 2.2e-7 (1.1e-3); a fix flips this test to XPASS.
+    check_against_naive(1, 6, 1, 0.0, -39.0, seed=4768, method="general")
+    check_against_naive(1, 6, 1, 0.0, -39.0, seed=4768, method="auto")
 
 
 @pytest.mark.parametrize("T", [1, 2, 3, 5, 17, 64, 333])
