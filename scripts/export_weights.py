@@ -109,15 +109,29 @@ def main() -> None:
         model, meta, step, source = load_run(run)
         seconds = wall_time(run, step)
         cfg = meta["config"]
+        stage = {
+            "preset": meta["preset"],
+            "iterations": step,
+            "planned_iterations": cfg["iterations"],
+            "wall_time_s": round(seconds, 1),
+            "patch": cfg["patch"],
+            "lr": cfg["optim"]["lr"],
+            "milestones": cfg["sched"]["milestones"],
+            "device": device_text(meta["hardware"]),
+            "source": source,
+        }
+        init = meta["model"].get("init")
+        stages = [*earlier_stages(init), stage] if init else [stage]
         info = {
             "task": task_name,
             "preset": meta["preset"],
-            "iterations": step,
-            "wall_time_s": round(seconds, 1),
+            "iterations": sum(st["iterations"] for st in stages),
+            "wall_time_s": round(sum(st["wall_time_s"] for st in stages), 1),
             "hardware": meta["hardware"],
             "batch": meta["batch"],
             "patch": cfg["patch"],
             "lr": cfg["optim"]["lr"],
+            "stages": stages,
             "training_set": "runs/resyn-train: resyn dataset build of data/train (see model card)",
             "source": source,
         }
@@ -129,19 +143,57 @@ def main() -> None:
     write_index()
 
 
+def earlier_stages(init: dict) -> list[dict]:
+    """The stages behind the weights a run started from (``--init``), oldest first."""
+    info = init.get("info", {})
+    if "stages" in info:
+        return list(info["stages"])
+    keys = ("preset", "iterations", "wall_time_s", "patch", "lr", "source")
+    stage = {k: info.get(k) for k in keys} | {"sha256": init.get("sha256")}
+    if info.get("hardware"):
+        stage["device"] = device_text(info["hardware"])
+    return [stage]
+
+
+def device_text(hw: dict) -> str:
+    return f"{hw.get('device')} ({hw.get('accelerator', 'cpu')}, {hw.get('cpu_threads')} thread(s))"
+
+
+def stage_line(st: dict, batch: int, loss: str) -> str:
+    planned = st.get("planned_iterations")
+    of = f" of a {planned:,}-iteration schedule" if planned and planned != st["iterations"] else ""
+    lr = f"lr {st['lr']}" + (
+        f" halved at {', '.join(f'{m:,}' for m in st['milestones'])}"
+        if st.get("milestones")
+        else ""
+    )
+    return (
+        f"`resyn train {st['preset']}`, {st['iterations']:,} iterations{of}, batch {batch}, "
+        f"GT patch {st['patch']}, {lr}, L-{loss} loss ({st['wall_time_s'] / 3600:.2f} h"
+        + (f" on {st['device']}" if st.get("device") else "")
+        + f"; {st['source']})"
+    )
+
+
 def model_card(task: str, meta: dict, info: dict, results: dict, path: Path) -> str:
     cfg = meta["config"]
+    stages = info["stages"]
+    training = [
+        f"  {i}. {stage_line(st, cfg['batch'], cfg['loss']['type'])}"
+        + (" then its weights started the next stage (`--init`)" if i < len(stages) else "")
+        for i, st in enumerate(stages, 1)
+    ]
     lines = [
         f"# `{task}`: RWKV-IR ({meta['model']['name']}, {meta['model']['parameters']:,} parameters)",
         "",
         f"- file: `{path.name}` ({path.stat().st_size / 1e6:.1f} MB, safetensors with its config)",
         f"- weights: {info['source']}",
-        f"- training: `resyn train {meta['preset']}` with `--set batch={cfg['batch']} "
-        f"--set patch={cfg['patch']} --set optim.lr={cfg['optim']['lr']}`, "
-        f"{info['iterations']:,} of {cfg['iterations']:,} iterations, L-{cfg['loss']['type']} loss; "
-        "the standard's total batch (64 light SR, 16 denoising) and patch are reduced for a CPU",
-        f"- wall time: {info['wall_time_s'] / 3600:.2f} h of training on {meta['hardware'].get('device')} "
-        f"(CPU, {meta['hardware'].get('cpu_threads')} thread(s), shared with other jobs)",
+        f"- training: {info['iterations']:,} iterations in {len(stages)} stage(s) "
+        "(`scripts/train_shipped_weights.sh`); the standard's total batch (64 light SR, 16 "
+        "denoising) and patch are reduced for a CPU:",
+        *training,
+        f"- wall time: {info['wall_time_s'] / 3600:.2f} h of training in all, on CPUs shared with "
+        "other jobs (each stage's machine above)",
         f"- data: {meta['data']['train_images']} training images (`resyn dataset build` of the bundled "
         "pools data/train/real and data/train/synthetic, complexity centre 12.6 = the pool's "
         "median, so both halves survive balancing); held-out evaluation on "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train the weights shipped in src/resyn/weights/ (rwkvir-light, CPU). Resumable: run it again
-# and each run continues from its last checkpoint. The runs deviate from the standard's batch and
-# patch (CPU budget); every setting is recorded in runs/weights/<task>/run.json.
+# and each run continues from its last checkpoint (a finished run is skipped). The runs deviate
+# from the standard's batch and patch (CPU budget); every setting is recorded in
+# runs/weights/<task>/run.json.
 #   bash scripts/train_shipped_weights.sh [sr-x2|sr-x4|denoise-25 ...]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,26 +17,38 @@ if [ ! -f "$data/meta_info.txt" ]; then
         --min-size 256 --center 12.6 --scales 2,4
 fi
 common=(--train "$data" --val data/test/ReSynDemo --accelerator cpu --workers 0 --no-progress
-        --set batch=8 --set optim.lr=4e-4 --set iterations=3000
-        --set "sched.milestones=[1500,2250,2700,2850]" --set val.every=100
-        --set checkpoint_every=25 --set log_every=5)
+        --set batch=8 --set optim.lr=4e-4 --set checkpoint_every=25 --set log_every=5)
 run() {
     local task=$1 preset=$2 model=$3; shift 3
     local out=runs/weights/$task
     local resume=()
     [ -f "$out/checkpoints/last.ckpt" ] && resume=(--resume)
+    [ -f "$out/model.safetensors" ] && return 0  # finished
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/resyn train "$preset" --model "$model" --out "$out" \
         "${common[@]}" "$@" "${resume[@]}" > "runs/weights/$task.log" 2>&1
+}
+# SR: the paper's rwkvir-light plus an interpolated-input skip (global_skip), so that a
+# CPU-sized budget starts from bicubic instead of from zero. Two stages: 300 iterations on
+# LR patches of 48 from scratch, then 3,000 on LR patches of 32 (more updates for the same
+# compute) started from stage 1's weights (--init), the learning rate halved at 2,400.
+sr() {
+    local task=$1 preset=$2 s=$3
+    local skip=(--model-arg global_skip=bicubic)
+    run "$task-s1" "$preset" rwkvir-light "${skip[@]}" --set patch=$((48 * s)) \
+        --set iterations=300 --set "sched.milestones=[]" --set val.every=100
+    run "$task" "$preset" rwkvir-light "${skip[@]}" --set patch=$((32 * s)) \
+        --init "runs/weights/$task-s1/model.safetensors" \
+        --set iterations=3000 --set "sched.milestones=[2400]" --set val.every=200
 }
 mkdir -p runs/weights
 tasks=("${@:-sr-x2 sr-x4 denoise-25}")
 for task in ${tasks[@]}; do
     case $task in
-        # SR: the paper's rwkvir-light plus an interpolated-input skip (global_skip), so that a
-        # CPU-sized budget starts from bicubic instead of from zero.
-        sr-x2) run sr-x2 light-sr-x2-50k rwkvir-light --set patch=96 --model-arg global_skip=bicubic & ;;
-        sr-x4) run sr-x4 light-sr-x4-50k rwkvir-light --set patch=192 --model-arg global_skip=bicubic & ;;
-        denoise-25) run denoise-25 denoise-color-s25 rwkvir-restore --set patch=48 & ;;
+        sr-x2) sr sr-x2 light-sr-x2-50k 2 & ;;
+        sr-x4) sr sr-x4 light-sr-x4-50k 4 & ;;
+        denoise-25) run denoise-25 denoise-color-s25 rwkvir-restore --set patch=48 \
+            --set iterations=3000 --set "sched.milestones=[1500,2250,2700,2850]" \
+            --set val.every=100 & ;;
         *) echo "unknown task $task" >&2; exit 2 ;;
     esac
 done
