@@ -114,3 +114,29 @@ TINY_SET = [
     "log_every=1",
     "data.workers=0",
 ]
+
+
+def _cli_args(train: Path, val: Path, out: Path) -> list[str]:
+    return [
+        "train",
+        "light-sr-x2-50k",
+        "--model",
+        "tiny-sr",
+        "--train",
+        str(train),
+        "--val",
+        str(val),
+        "--out",
+        str(out),
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "1",
+    ]
+
+
+@pytest.fixture
+def train_cli():
+    """``train_cli(train, val, out)``: the ``resyn train`` arguments the CLI tests share
+    (tiny-sr, light-sr-x2-50k, one CPU process)."""
+    return _cli_args

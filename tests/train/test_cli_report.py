@@ -54,28 +54,15 @@ def test_standard_list_and_show():
     assert r.exit_code == 2 and "optim.lrr" in r.output
 
 
-def test_train_two_runs_and_report(tiny_model, sr_data, tmp_path, monkeypatch):
+def test_train_two_runs_and_report(tiny_model, sr_data, tmp_path, monkeypatch, train_cli):
     train, val = sr_data
     outs = []
     for i, extra in enumerate([[], ["ema_decay=0.9"]]):
         out = tmp_path / f"run{i}"
         args = [
-            "train",
-            "light-sr-x2-50k",
-            "--model",
-            "tiny-sr",
-            "--train",
-            str(train),
-            "--val",
-            str(val),
-            "--out",
-            str(out),
+            *train_cli(train, val, out),
             "--budget",
             "0.0001",
-            "--accelerator",
-            "cpu",
-            "--devices",
-            "1",
             "--progress" if i == 0 else "--no-progress",
             "--max-device-batch",
             "2",

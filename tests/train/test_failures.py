@@ -16,24 +16,8 @@ from resyn.train.loop import read_metrics
 runner = CliRunner()
 
 
-def _args(train, val, out, *sets):
-    args = [
-        "train",
-        "light-sr-x2-50k",
-        "--model",
-        "tiny-sr",
-        "--train",
-        str(train),
-        "--val",
-        str(val),
-        "--out",
-        str(out),
-        "--accelerator",
-        "cpu",
-        "--devices",
-        "1",
-        "--no-progress",
-    ]
+def _args(base, *sets):
+    args = [*base, "--no-progress"]
     for item in ["patch=16", "log_every=1", "val.every=2", "sched.milestones=[2]", *sets]:
         args += ["--set", item]
     return args
@@ -49,7 +33,7 @@ def _truncate(path):
     path.write_bytes(data[: len(data) // 2])  # the header survives, the pixels do not
 
 
-def test_truncated_training_image(tiny_model, sr_data, tmp_path):
+def test_truncated_training_image(tiny_model, sr_data, tmp_path, train_cli):
     train, val = sr_data
     task = parse_task("sr-x2")
     pairs = find_pairs(train, task)
@@ -61,7 +45,7 @@ def test_truncated_training_image(tiny_model, sr_data, tmp_path):
     assert decode_all(pairs, what="--train", max_bytes=1) is False  # too large: skipped
 
     # By default the (small) training set is decoded once before training: caught up front.
-    r = runner.invoke(app, _args(train, val, tmp_path / "a", "batch=1", "iterations=4"))
+    r = runner.invoke(app, _args(train_cli(train, val, tmp_path / "a"), "batch=1", "iterations=4"))
     assert r.exit_code == 2, r.output
     assert _flat(f"--train: cannot read {bad}") in _flat(r.output), r.output
     assert "Traceback" not in r.output
@@ -71,7 +55,7 @@ def test_truncated_training_image(tiny_model, sr_data, tmp_path):
     # error line naming it, and the checkpoint of the last good iteration is kept.
     out = tmp_path / "b"
     sets = ["batch=1", "iterations=4", "checkpoint_every=1", "data.verify_mb=0", "data.workers=1"]
-    r = runner.invoke(app, _args(train, val, out, *sets))
+    r = runner.invoke(app, _args(train_cli(train, val, out), *sets))
     assert r.exit_code == 2, r.output
     assert isinstance(r.exception, SystemExit)
     msg = _flat(r.output)
@@ -98,7 +82,7 @@ def test_decode_all_names_the_file(sr_data):
         raise AssertionError("a truncated image passed decode_all")
 
 
-def test_precision_is_validated_before_anything_runs(tiny_model, sr_data, tmp_path):
+def test_precision_is_validated_before_anything_runs(tiny_model, sr_data, tmp_path, train_cli):
     from resyn.train.run import RunError, TrainOptions, prepare, resolve_precision
 
     assert resolve_precision(None, "cpu") == "32-true"
@@ -130,16 +114,16 @@ def test_precision_is_validated_before_anything_runs(tiny_model, sr_data, tmp_pa
     # Checked before the data (and so before the baseline is computed).
     with pytest.raises(RunError, match=r"--precision 'half' is not one of 32-true, bf16-mixed"):
         prepare(opts("half", train_dir=tmp_path / "missing"))
-    r = runner.invoke(app, [*_args(train, val, tmp_path / "c"), "--precision", "fp64"])
+    r = runner.invoke(app, [*_args(train_cli(train, val, tmp_path / "c")), "--precision", "fp64"])
     assert r.exit_code == 2 and "'fp64' is not one of" in r.output, r.output
     assert not (tmp_path / "c").exists()
 
 
-def test_bf16_mixed_trains_on_cpu(tiny_model, sr_data, tmp_path):
+def test_bf16_mixed_trains_on_cpu(tiny_model, sr_data, tmp_path, train_cli):
     train, val = sr_data
     out = tmp_path / "bf16"
     sets = ["batch=2", "iterations=2", "sched.milestones=[1]", "data.workers=0"]
-    r = runner.invoke(app, [*_args(train, val, out, *sets), "--precision", "bf16"])
+    r = runner.invoke(app, [*_args(train_cli(train, val, out), *sets), "--precision", "bf16"])
     assert r.exit_code == 0, r.output
     run = json.loads((out / "run.json").read_text())
     assert run["hardware"]["precision"] == "bf16-mixed"
