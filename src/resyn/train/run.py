@@ -313,7 +313,7 @@ def _load_init(model: Any, path: Path) -> dict[str, Any]:
     RunError naming the differing fields. Returns what run.json records about the start."""
     import hashlib
 
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     from resyn.models.weights import model_config_dict, read_metadata
 
@@ -328,10 +328,11 @@ def _load_init(model: Any, path: Path) -> dict[str, Any]:
     diffs = _diff(meta["config"], want, where="in the file")
     if diffs:
         raise RunError(f"--init: {path} was built with other settings: " + "; ".join(diffs))
-    model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+    data = path.read_bytes()  # read once: the weights and the hash come from the same bytes
+    model.load_state_dict(load(data), strict=True)
     return {
         "path": str(path),
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
         "info": meta["info"],
     }
 
