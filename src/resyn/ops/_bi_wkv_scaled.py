@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from resyn.ops._bi_wkv_refine import Guard, float64_grads
+
 MAX_W_T = {torch.float32: 20.0, torch.float64: 200.0}
 MAX_U = {torch.float32: 20.0, torch.float64: 200.0}
 MAX_T = {torch.float32: 2**18, torch.float64: 2**40}
@@ -226,9 +228,11 @@ def backward(
     start: int = 0,
     carry: tuple[Tensor, Tensor] | None = None,
     pf: PositionFactors | None = None,
+    guard: Guard | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Gradients of one segment (∂L/∂w and ∂L/∂u as its share of the sums), with in-place
-    updates of its own buffers; ``carry`` as in ``forward``, for the four scanned quantities."""
+    updates of its own buffers; ``carry`` as in ``forward``, for the four scanned quantities.
+    ``guard`` records the size of the ∂L/∂k subtraction (``_bi_wkv_refine``)."""
     pf = pf or PositionFactors(w, k.shape[-1], k.dtype)
     P, ef, eb, fa, ga = _backward_terms(k, v, pf, m, y, den, grad, start)
     # [F v, F 1, F α, F αy] forward and the same reversed, one scan each way.
@@ -250,7 +254,12 @@ def backward(
     p_za, p_zay = off[2].mul_(P), off[3].mul_(P)  # P·Zα, P·Z(αy)
     diag = P.mul_(torch.exp(u)[:, None]).mul_(grad).div_(den)  # e^u P α e^m
     grad_u = torch.mul(diag, v_minus_y).sum(dim=(0, 2))
-    grad_k = torch.mul(v, p_za).sub_(p_zay).addcmul_(diag, v_minus_y)
+    grad_k = torch.mul(v, p_za)
+    if guard is not None:
+        guard.add(grad_k, p_zay)
+    grad_k.sub_(p_zay).addcmul_(diag, v_minus_y)
+    if guard is not None:
+        guard.add_result(grad_k)
     grad_v = p_za.add_(diag)
     return grad_k, grad_v, grad_w, grad_u
 
@@ -344,12 +353,15 @@ class ScaledBiWKVFunction(torch.autograd.Function):
             carries = _carries(totals)
         gk, gv = torch.empty_like(k), torch.empty_like(v)
         gw, gu = torch.zeros_like(w), torch.zeros_like(u)
+        guard = Guard()
         for j, (s, e) in enumerate(spans):
             carry = (carries[0][j], carries[1][j]) if carries else None
             kk, vv, _, _, yy, dd, gg = inputs(s, e)
-            gk_s, gv_s, gw_s, gu_s = backward(kk, vv, w, u, m, yy, dd, gg, s, carry, pf)
+            gk_s, gv_s, gw_s, gu_s = backward(kk, vv, w, u, m, yy, dd, gg, s, carry, pf, guard)
             lay.put(gk, s, e, gk_s)
             lay.put(gv, s, e, gv_s)
             gw += gw_s
             gu += gu_s
+        if guard.cancelled(k.dtype):
+            return (*float64_grads(k, v, w, u, grad, ctx.channels_first), None)
         return gk, gv, gw, gu, None

@@ -38,6 +38,8 @@ import math
 import torch
 from torch import Tensor
 
+from resyn.ops._bi_wkv_refine import Guard
+
 # Largest |w|·(chunk length), by compute dtype. A term whose scaled weight e^{k_i + j·w − max}
 # underflows (below e^-87 in float32, e^-708 in float64) weighs at most e^{2·|w|·L} times that
 # in any denominator, so these bounds keep every flushed term below ~e^-27 (float32) and
@@ -202,7 +204,15 @@ def bi_wkv_forward(k: Tensor, v: Tensor, w: Tensor, u: Tensor, L: int) -> tuple[
 
 
 def bi_wkv_backward(
-    k: Tensor, v: Tensor, w: Tensor, u: Tensor, y: Tensor, log_den: Tensor, g: Tensor, L: int
+    k: Tensor,
+    v: Tensor,
+    w: Tensor,
+    u: Tensor,
+    y: Tensor,
+    log_den: Tensor,
+    g: Tensor,
+    L: int,
+    guard: Guard | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     B = k.shape[0]
     reduce_dims = (0, 1)
@@ -229,7 +239,12 @@ def bi_wkv_backward(
     # e^{k_i}·Zα_i and e^{k_i}·Z(αy)_i: exponents k + offset stay bounded (ratios to D).
     z = af * torch.exp(k + afo).unsqueeze(-1) + ag * torch.exp(k + ago).unsqueeze(-1)
     grad_v = z[..., 0] + diag * g
-    grad_k = v * z[..., 0] - z[..., 1] + diag * g * v_minus_y
+    v_za = v * z[..., 0]
+    if guard is not None:
+        guard.add(v_za, z[..., 1])
+    grad_k = v_za - z[..., 1] + diag * g * v_minus_y
+    if guard is not None:
+        guard.add_result(grad_k)
     grad_u = (diag * g * v_minus_y).sum(dim=reduce_dims)
 
     # ∂L/∂w from the adjoint of both recurrences; products of two bounded-ratio scans.
@@ -270,6 +285,17 @@ def traceable_forward(k: Tensor, v: Tensor, w: Tensor, u: Tensor) -> Tensor:
     return (fv * sf + gv * sg + v * sd) / (f1 * sf + g1 * sg + sd)
 
 
+def float64_grads_general(
+    k: Tensor, v: Tensor, w: Tensor, u: Tensor, g: Tensor, L: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The four gradients recomputed in float64 (forward and backward) and cast back: the
+    fallback when the float32 ∂L/∂k cancels (``_bi_wkv_refine``)."""
+    k64, v64, w64, u64, g64 = (t.to(torch.float64) for t in (k, v, w, u, g))
+    y64, log_den64 = bi_wkv_forward(k64, v64, w64, u64, L)
+    grads = bi_wkv_backward(k64, v64, w64, u64, y64, log_den64, g64, L)
+    return tuple(t.to(k.dtype) for t in grads)  # type: ignore[return-value]
+
+
 class BiWKVFunction(torch.autograd.Function):
     """Autograd wrapper; inputs already validated and cast to the compute dtype."""
 
@@ -283,5 +309,9 @@ class BiWKVFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor):  # type: ignore[override]
         k, v, w, u, y, log_den = ctx.saved_tensors
-        gk, gv, gw, gu = bi_wkv_backward(k, v, w, u, y, log_den, g.contiguous(), ctx.chunk)
+        guard = Guard()
+        g = g.contiguous()
+        gk, gv, gw, gu = bi_wkv_backward(k, v, w, u, y, log_den, g, ctx.chunk, guard)
+        if guard.cancelled(k.dtype):
+            return (*float64_grads_general(k, v, w, u, g, ctx.chunk), None)
         return gk, gv, gw, gu, None
