@@ -1,6 +1,7 @@
 """Export trained runs to the shipped weights, with a model card measured on the held-out set.
 
-For each task (a run folder ``runs/weights/<task>`` written by scripts/train_shipped_weights.sh):
+For each task (a run folder ``runs/weights/<task>`` written by scripts/train_shipped_weights.sh,
+or another folder given as ``TASK=RUN_DIR``):
 
 1. take the final ``model.safetensors`` if the run finished, else ``checkpoints/last.ckpt``
    (loaded with ``torch.load(weights_only=True)``; the EMA weights when the run kept them);
@@ -10,7 +11,12 @@ For each task (a run folder ``runs/weights/<task>`` written by scripts/train_shi
    ``resyn eval`` on data/test/ReSynDemo (photos the model never saw);
 4. write the model card ``src/resyn/weights/<task>.md`` and the index README.md.
 
+The shipped file is replaced only when the new weights score at least as well on the held-out
+set as the ones already shipped (PSNR-Y for SR, PSNR for denoising); ``--force`` replaces them
+anyway.
+
     .venv/bin/python scripts/export_weights.py sr-x2 sr-x4 denoise-25
+    .venv/bin/python scripts/export_weights.py sr-x2=runs/weights/sr-x2-s3
 """
 
 from __future__ import annotations
@@ -75,38 +81,40 @@ def wall_time(run: Path, step: int) -> float:
     return max(times) if times else 0.0
 
 
-def evaluate(weights: Path, task: str) -> dict[str, dict[str, str]]:
-    """Mean PSNR/SSIM (RGB and Y) of the baseline and the weights on the held-out set."""
+def evaluate(models: dict[str, Path], task: str) -> dict[str, dict[str, str]]:
+    """Mean PSNR/SSIM (RGB and Y) of the baseline and each named weights file on the held-out
+    set."""
     with tempfile.TemporaryDirectory() as tmp:
         baseline = "Bicubic=bicubic" if task.startswith("sr-") else "Noisy input=input"
-        cmd = [
-            str(ROOT / ".venv" / "bin" / "resyn"),
-            "eval",
-            "--model",
-            baseline,
-            "--model",
-            f"RWKV-IR light ({task})={weights}",
-            "--data",
-            f"ReSynDemo={TEST_SET}",
-            "--task",
-            task,
-            "-o",
-            tmp,
-        ]
+        cmd = [str(ROOT / ".venv" / "bin" / "resyn"), "eval", "--model", baseline]
+        for name, path in models.items():
+            cmd += ["--model", f"{name}={path}"]
+        cmd += ["--data", f"ReSynDemo={TEST_SET}", "--task", task, "-o", tmp]
         subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         rows = list(csv.DictReader((Path(tmp) / "summary.csv").open()))
     return {r["model"]: {k: r[k] for k in ("psnr", "ssim", "psnr_y", "ssim_y", "n")} for r in rows}
 
 
+def parse_target(arg: str, runs: Path) -> tuple[str, Path]:
+    """``TASK`` (run folder ``runs/TASK``) or ``TASK=RUN_DIR``."""
+    task, sep, folder = arg.partition("=")
+    return task, (Path(folder) if sep else runs / task)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("tasks", nargs="+")
+    parser.add_argument("tasks", nargs="+", metavar="TASK[=RUN_DIR]")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "weights")
+    parser.add_argument(
+        "--force", action="store_true", help="replace shipped weights even if the new score lower"
+    )
     args = parser.parse_args()
     WEIGHTS.mkdir(parents=True, exist_ok=True)
-    for task_name in args.tasks:
-        run = args.runs / task_name
+    for arg in args.tasks:
+        task_name, run = parse_target(arg, args.runs)
         model, meta, step, source = load_run(run)
+        if parse_task(meta["config"]["task"]).name != parse_task(task_name).name:
+            raise SystemExit(f"{run} trained {meta['config']['task']}, not {task_name}")
         seconds = wall_time(run, step)
         cfg = meta["config"]
         stage = {
@@ -135,8 +143,25 @@ def main() -> None:
             "training_set": "runs/resyn-train: resyn dataset build of data/train (see model card)",
             "source": source,
         }
-        target = save_model(model, WEIGHTS / f"{task_name}.safetensors", info=info)
-        results = evaluate(target, task_name)
+        target = WEIGHTS / f"{task_name}.safetensors"
+        fresh = save_model(model, WEIGHTS / f".{task_name}.new.safetensors", info=info)
+        name = f"RWKV-IR light ({task_name})"
+        models = {name: fresh} | ({"shipped": target} if target.is_file() else {})
+        try:
+            results = evaluate(models, task_name)
+        except BaseException:
+            fresh.unlink(missing_ok=True)
+            raise
+        key = "psnr_y" if task_name.startswith("sr-") else "psnr"
+        new_score = float(results[name][key])
+        if "shipped" in results:
+            old_score = float(results.pop("shipped")[key])
+            print(f"{task_name}: {key} {new_score:.4f} (new) vs {old_score:.4f} (shipped)")
+            if new_score < old_score and not args.force:
+                fresh.unlink()
+                print(f"{task_name}: kept the shipped weights (--force replaces them)")
+                continue
+        fresh.replace(target)
         card = model_card(task_name, meta, info, results, target)
         atomic_write_text(WEIGHTS / f"{task_name}.md", card)
         print(card)

@@ -28,9 +28,13 @@ run() {
         "${common[@]}" "$@" "${resume[@]}" > "runs/weights/$task.log" 2>&1
 }
 # SR: the paper's rwkvir-light plus an interpolated-input skip (global_skip), so that a
-# CPU-sized budget starts from bicubic instead of from zero. Two stages: 300 iterations on
-# LR patches of 48 from scratch, then 3,000 on LR patches of 32 (more updates for the same
+# CPU-sized budget starts from bicubic instead of from zero. Stage 1: 300 iterations on LR
+# patches of 48 from scratch. Stage 2: 3,000 on LR patches of 32 (more updates for the same
 # compute) started from stage 1's weights (--init), the learning rate halved at 2,400.
+# Stage 3: a long run (12,000 iterations, lr 2e-4 halved at 9,000 and 11,000) from the exported
+# stage-2 weights, meant to be resumed across working sessions; export its latest checkpoint
+# with `scripts/export_weights.py TASK=runs/weights/TASK-s3` (it keeps the shipped file unless
+# the new weights score at least as well on the held-out set).
 sr() {
     local task=$1 preset=$2 s=$3
     local skip=(--model-arg global_skip=bicubic)
@@ -39,6 +43,15 @@ sr() {
     run "$task" "$preset" rwkvir-light "${skip[@]}" --set patch=$((32 * s)) \
         --init "runs/weights/$task-s1/model.safetensors" \
         --set iterations=3000 --set "sched.milestones=[2400]" --set val.every=200
+    # the exported stage-2 file carries the earlier stages in its metadata (for the model card)
+    local stage2=runs/weights/$task-stage2.safetensors
+    if [ ! -f "$stage2" ]; then
+        .venv/bin/python scripts/export_weights.py "$task"
+        cp "src/resyn/weights/$task.safetensors" "$stage2"
+    fi
+    run "$task-s3" "$preset" rwkvir-light "${skip[@]}" --set patch=$((32 * s)) \
+        --init "$stage2" --set optim.lr=2e-4 --set iterations=12000 \
+        --set "sched.milestones=[9000,11000]" --set val.every=400
 }
 mkdir -p runs/weights
 tasks=("${@:-sr-x2 sr-x4 denoise-25}")
