@@ -73,6 +73,12 @@ def test_sampler_does_not_depend_on_hardware():
         )
     )
     assert resumed == single[16:]
+    # the length is the schedule's (Lightning counts the resumed epoch's batches from 2·8)
+    assert len(
+        StepSampler(
+            total=8, per_device=8, accumulate=1, rank=0, world=1, start_step=2, iterations=3
+        )
+    ) == len(single)
 
 
 def test_batch_plan():

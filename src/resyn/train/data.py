@@ -249,6 +249,11 @@ class StepSampler(Sampler[int]):
 
     Step ``s`` uses samples ``s*T .. s*T+T-1`` (``T`` = total batch); micro-batch ``m`` of rank
     ``r`` takes the slice ``(m*world + r)*b .. +b`` (``b`` = per-device batch).
+
+    ``len()`` is the whole schedule's count (from step 0) even when resuming: Lightning restores
+    its count of the epoch's batches (``start_step`` of them done) and ends the epoch at
+    ``len()``; a length of only the remaining steps made it end the epoch early and iterate the
+    sampler again from ``start_step``, repeating those samples.
     """
 
     def __init__(
@@ -272,7 +277,7 @@ class StepSampler(Sampler[int]):
         self.start, self.iterations = start_step, iterations
 
     def __len__(self) -> int:
-        return max(0, self.iterations - self.start) * self.accum * self.b
+        return self.iterations * self.accum * self.b
 
     def __iter__(self) -> Iterator[int]:
         for s in range(self.start, self.iterations):

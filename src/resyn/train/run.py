@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import platform
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,14 @@ from resyn.train.config import TrainConfig
 from resyn.train.data import DataError
 
 RUN_FILE = "run.json"
+
+#: Lightning warnings that do not apply to resyn's runs, silenced during ``fit``: resuming
+#: mid-epoch is exact here (``StepSampler`` starts at the checkpoint's step, tested in
+#: tests/train/test_resume.py), and the pytree deprecation is Lightning's own.
+LIGHTNING_NOISE = (
+    r"You're resuming from a checkpoint that ended before the epoch ended",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
 
 
 class RunError(ValueError):
@@ -481,7 +490,10 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
         atomic_write_text(out / RUN_FILE, json.dumps(run, indent=2) + "\n")
     torch.manual_seed(cfg.seed)
     try:
-        trainer.fit(module, ckpt_path=str(prep.ckpt) if prep.ckpt else None, weights_only=True)
+        with warnings.catch_warnings():
+            for message in LIGHTNING_NOISE:
+                warnings.filterwarnings("ignore", message=message)
+            trainer.fit(module, ckpt_path=str(prep.ckpt) if prep.ckpt else None, weights_only=True)
     except DataError as exc:
         # An image that only fails when decoded (a truncated file) is met in the DataLoader,
         # possibly in a worker process, whose re-raised message carries its traceback.
