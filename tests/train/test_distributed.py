@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -58,10 +59,19 @@ def _opts(train_dir, val_dir, out, tiny_set, **kw) -> dict:
     )
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["lightning", "torchrun"])
 def test_two_ddp_processes_equal_one_process_with_accumulation(
-    tiny_model, sr_data, tiny_set, tmp_path
+    tiny_model, sr_data, tiny_set, tmp_path, launcher
 ):
+    # "lightning": Lightning starts the second process (resyn train --devices 2);
+    # "torchrun": torchrun starts both and Lightning reads the launch from the environment.
     train_dir, val_dir = sr_data
     one, two = tmp_path / "one", tmp_path / "two"
     train(TrainOptions(**_opts(train_dir, val_dir, one, tiny_set, devices=1, max_device_batch=2)))
@@ -71,9 +81,13 @@ def test_two_ddp_processes_equal_one_process_with_accumulation(
     conftest = Path(__file__).with_name("conftest.py")
     env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
     env["OMP_NUM_THREADS"] = "1"
+    launch = [sys.executable]
+    if launcher == "torchrun":
+        launch += ["-m", "torch.distributed.run", "--nproc_per_node", "2"]
+        launch += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
     proc = subprocess.run(
         [
-            sys.executable,
+            *launch,
             str(driver),
             str(conftest),
             json.dumps(_opts(train_dir, val_dir, two, tiny_set, devices=2)),
