@@ -156,7 +156,15 @@ def test_weights_model_and_tiling_recorded(tmp_path, tiny_arch, make_tiny_conv) 
     rows = _rows(out / "per_image" / "Set" / "Tiny.csv")
     assert len(rows) == 2 and all(math.isfinite(float(r["psnr_y"])) for r in rows.values())
     assert "tile=16 overlap=4" in (out / "protocol.md").read_text()
+    assert "Self-ensemble: none" in (out / "protocol.md").read_text()
     assert (out / "images" / "Set" / "Tiny" / "img0.png").exists()
+    # --ensemble: the '+' protocol, recorded
+    plus = tmp_path / "plus"
+    args = ["eval", "-m", f"Tiny+={w}", "-d", str(data), "-t", "sr-x2", "-o", str(plus)]
+    res = runner.invoke(app, [*args, "--ensemble"])
+    assert res.exit_code == 0, res.output
+    protocol = (plus / "protocol.md").read_text()
+    assert "Self-ensemble: x8" in protocol and "x8 self-ensemble" in protocol
 
 
 def test_denoise_inputs_are_seeded(tmp_path) -> None:

@@ -47,6 +47,18 @@ def test_restore_folder_keeps_layouts_and_records_tiling(tmp_path, weights, rng)
     assert text["resyn:task"] == "sr-x2"
     assert "tile=16 overlap=4" in text["resyn:tiling"]
     assert "x2.safetensors" in text["resyn:model"]
+    assert "self-ensemble" not in text["resyn:tiling"]
+
+
+def test_ensemble_flag_is_recorded(tmp_path, weights, rng) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "a.png", rng.integers(0, 256, (24, 20, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    args = ["restore", str(src), "-o", str(out), "--weights", str(weights), "--ensemble"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "x8 self-ensemble" in Image.open(out / "a_sr-x2.png").text["resyn:tiling"]
 
 
 def test_existing_outputs_kept_unless_overwrite(tmp_path, weights, rng) -> None:

@@ -195,3 +195,44 @@ def test_rwkvir_tiles_agree_with_whole_image() -> None:
     whole, tiled = np.clip(whole, 0, 1), np.clip(tiled, 0, 1)
     assert psnr_float(tiled, whole) > 40  # measured 45.3 dB (random init)
     assert abs(psnr_float(tiled, gt) - psnr_float(whole, gt)) < 0.1  # measured 0.03 dB
+
+
+def _views_mean(model, img: np.ndarray) -> np.ndarray:
+    """The oracle of the x8 self-ensemble, with numpy's own flips and rotations (HWC)."""
+    outs = []
+    for flip in (False, True):
+        for turns in range(4):
+            view = np.rot90(img[:, ::-1] if flip else img, turns)
+            x = torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1)))[None]
+            with torch.no_grad():
+                y = model(x)[0].permute(1, 2, 0).numpy()
+            y = np.rot90(y, -turns)
+            outs.append(y[:, ::-1] if flip else y)
+    return np.mean(outs, axis=0)
+
+
+def test_self_ensemble_averages_the_eight_views(make_tiny_conv) -> None:
+    model = make_tiny_conv(2)  # random 3x3 convolutions: not flip/rotation equivariant
+    img = _image(19, 26)
+    single, _ = run_model(model, img, tile=0)
+    whole, info = run_model(model, img, tile=0, ensemble=True)
+    assert info.ensemble == 8 and "x8 self-ensemble" in info.describe()
+    np.testing.assert_allclose(whole, _views_mean(model, img), atol=1e-6)
+    assert np.abs(whole - single).max() > 1e-3  # the views really differ for this model
+    tiled, tinfo = run_model(model, img, tile=16, overlap=4, ensemble=True)
+    assert tinfo.tiles > 1 and tinfo.ensemble == 8
+    assert psnr_float(np.clip(tiled, 0, 1), np.clip(whole, 0, 1)) > 60
+
+
+def test_self_ensemble_of_an_equivariant_model_is_the_model() -> None:
+    class Nearest(torch.nn.Module):  # nearest x2 upscaling commutes with flips and rotations
+        upscale, in_chans = 2, 3
+
+        def forward(self, x):
+            return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+    img = _image(11, 14)
+    single, info = run_model(Nearest(), img, tile=0)
+    both, info8 = run_model(Nearest(), img, tile=0, ensemble=True)
+    assert info.ensemble == 1 and "self-ensemble" not in info.describe()
+    np.testing.assert_allclose(both, single, atol=1e-7)

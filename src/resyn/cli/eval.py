@@ -112,6 +112,11 @@ def eval_command(
     device: str = typer.Option("cpu", "--device"),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),
     seed: int = typer.Option(0, "--seed", help="Noise seed for denoising inputs (every image)."),
+    ensemble: bool = typer.Option(
+        False,
+        "--ensemble",
+        help="x8 self-ensemble: average each network over 8 flips/rotations (the '+' results).",
+    ),
     save_images: bool = typer.Option(False, "--save-images", help="Also write the outputs."),
 ) -> None:
     """Evaluate models on benchmark folders: per-image CSVs, a paper-style summary, the protocol."""
@@ -120,7 +125,7 @@ def eval_command(
     if precision not in ("fp32", "bf16"):
         fail(f"--precision must be fp32 or bf16, not {precision!r}")
     parsed, datasets, models, budget = _prepare(model, data, task, device, max_memory)
-    settings = EvalSettings(tile, overlap, budget, device, precision, seed)
+    settings = EvalSettings(tile, overlap, budget, device, precision, seed, ensemble)
     for ds in datasets:
         console.print(f"{ds.name}: {len(ds.pairs)} image(s), input {ds.lq_source}", highlight=False)
     results = _run(parsed, datasets, models, settings, output / "images" if save_images else None)

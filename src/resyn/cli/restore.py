@@ -49,6 +49,11 @@ def restore(
     ),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),
+    ensemble: bool = typer.Option(
+        False,
+        "--ensemble",
+        help="Average the model over the 8 flips and rotations of each tile (8x the time).",
+    ),
     fmt: str = typer.Option("png", "--format", help="Output format: png | tiff | webp | jpg."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     max_pixels: int = typer.Option(
@@ -163,6 +168,7 @@ def restore(
                         precision=precision,
                         max_memory=budget,
                         progress=on_tile,
+                        ensemble=ensemble,
                     )
                 if info.fp32_fallbacks:
                     err_console.print(

@@ -150,6 +150,13 @@ def write_results(
         "- Complexity (resyn.complexity, GLCM, active center) and BPP (8 x PNG bytes / pixels) "
         "are measured on the ground truth.",
         f"- Padding and tiling: {settings.tiling_policy()}.",
+        "- Self-ensemble: "
+        + (
+            "x8 (each network averaged over the 8 flips and 90-degree rotations of its input, "
+            "the '+' results of EDSR/RCAN; baselines run once)."
+            if settings.ensemble
+            else "none (one forward pass per tile)."
+        ),
         "- Seconds: wall time of the model (or baseline) on one image, excluding I/O and metrics.",
         "",
         "## Inputs",

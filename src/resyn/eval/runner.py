@@ -31,6 +31,7 @@ class EvalSettings:
     device: str = "cpu"
     precision: str = "fp32"
     seed: int = 0
+    ensemble: bool = False  # x8 geometric self-ensemble ("+" results)
 
     def tiling_policy(self) -> str:
         if self.tile == 0:
@@ -151,6 +152,7 @@ def evaluate_dataset(
                     precision=settings.precision,
                     max_memory=settings.max_memory,
                     out_dtype=np.uint8,
+                    ensemble=settings.ensemble,
                 )
                 result.tiling.add(info.describe())
             seconds = time.perf_counter() - start

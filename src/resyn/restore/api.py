@@ -112,6 +112,7 @@ def restore_array(
     precision: str = "fp32",
     max_memory: int | None = DEFAULT_MAX_MEMORY,
     progress: Callable[[int, int], None] | None = None,
+    ensemble: bool = False,
 ) -> tuple[np.ndarray, TilingInfo]:
     """Restore a canonical image array (see module docs); return ``(image, TilingInfo)``."""
     from resyn.io import split_alpha
@@ -135,6 +136,7 @@ def restore_array(
         precision=precision,
         max_memory=max_memory,
         progress=progress,
+        ensemble=ensemble,
     )
     # The engine converts finished rows straight to integers, so no float copy of the whole
     # output is ever held (a 4000x3000 photo at x4 would need 2.3 GB per float copy).
@@ -189,6 +191,7 @@ def restore(
     device: str = "cpu",
     precision: str = "fp32",
     max_memory: int | None = DEFAULT_MAX_MEMORY,
+    ensemble: bool = False,
 ) -> np.ndarray:
     """Restore one image; returns an array with the input's layout and sample type.
 
@@ -196,7 +199,8 @@ def restore(
     ``task``: ``sr-x2|sr-x3|sr-x4|denoise-25|denoise-gray-25|jpeg-q10...``; the shipped weights
     for it are used unless ``weights`` names a file.
     ``tile``: None = automatic under ``max_memory`` bytes, 0 = whole image, N = N x N tiles
-    with ``overlap`` pixels blended. ``precision``: ``fp32`` or ``bf16``.
+    with ``overlap`` pixels blended. ``precision``: ``fp32`` or ``bf16``. ``ensemble``: average
+    the model over the eight flips and rotations of the input (slightly better, 8x the time).
     """
     if not isinstance(image, np.ndarray):
         from resyn.io import read_image
@@ -218,5 +222,6 @@ def restore(
         device=device,
         precision=precision,
         max_memory=max_memory,
+        ensemble=ensemble,
     )
     return out

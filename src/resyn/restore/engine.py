@@ -40,10 +40,13 @@ AUTO_TILE_SIZES = (1024, 768, 640, 512, 384, 320, 256, 192, 128, 96, 64)
 
 PRECISIONS = ("fp32", "bf16")
 #: Feature-sized (embed_dim per pixel) float32 tensors alive at the peak of a forward pass, by
-#: architecture. rwkvir: measured peak RSS of rwkvir-light x2 (C=48) on CPU is 15.9 KB per input
-#: pixel at 96x96 and at 192x192 (Bi-WKV's scans over 2C channels dominate) = 83 tensors; 90
-#: leaves a margin. Others: a conservative guess until measured.
-LIVE_FEATURE_TENSORS = {"rwkvir": 90}
+#: architecture. rwkvir: the peak RSS growth of rwkvir-light (C=48) on CPU, whole-image, is 4.0
+#: to 4.7 KB per input pixel from 256² to 1024² at x2 and x4 (benchmarks/bi_wkv_speed.py,
+#: model_speed.py and restore_speed.py in docs/benchmarks.md; 5.3 KB at 128², where fixed costs
+#: weigh): at most 24 such tensors plus the outputs. 25 keeps the estimate 15-25% above those
+#: peaks (Bi-WKV's scans run in ~1 MiB segments, so they add little per pixel). Others: a
+#: conservative guess until measured.
+LIVE_FEATURE_TENSORS = {"rwkvir": 25}
 DEFAULT_LIVE_FEATURE_TENSORS = 64
 
 
@@ -57,6 +60,7 @@ class TilingInfo:
     auto: bool  # True when the tile size was chosen by the memory budget
     estimated_bytes: int  # estimated peak memory of one forward pass as run
     fp32_fallbacks: int = 0  # bf16 tiles re-run in fp32 because their output was not finite
+    ensemble: int = 1  # forward passes averaged per tile (8: flips and rotations)
 
     def describe(self) -> str:
         if self.tile is None:
@@ -67,6 +71,8 @@ class TilingInfo:
                 f"tile={self.tile} overlap={self.overlap} tiles={self.tiles} ({how}), "
                 "linear feathered blending"
             )
+        if self.ensemble > 1:
+            text += f"; x{self.ensemble} self-ensemble (flips and 90-degree rotations averaged)"
         if self.fp32_fallbacks:
             text += f"; {self.fp32_fallbacks} tile(s) recomputed in fp32"
         return text
@@ -148,15 +154,41 @@ def ramp_window(length: int, ramp_before: int, ramp_after: int) -> np.ndarray:
     return w
 
 
-class _Forward:
-    """Runs the model on one (padded) tile with the precision policy."""
+#: The eight symmetries of the square, as (horizontal flip, quarter turns): the geometric
+#: self-ensemble of EDSR / RCAN ("+" results) runs the model on each and averages the outputs
+#: mapped back.
+DIHEDRAL = tuple((flip, turns) for flip in (False, True) for turns in range(4))
 
-    def __init__(self, model: nn.Module, device: torch.device, precision: str) -> None:
+
+def self_ensemble(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The mean of ``model`` over the eight flips/rotations of ``x`` (N, C, H, W), each output
+    mapped back to ``x``'s orientation (accumulated in float32)."""
+    total = None
+    for flip, turns in DIHEDRAL:
+        xt = x.flip(3) if flip else x
+        y = model(torch.rot90(xt, turns, (2, 3))).float()
+        y = torch.rot90(y, -turns, (2, 3))
+        y = y.flip(3) if flip else y
+        total = y if total is None else total.add_(y)
+    assert total is not None
+    return total.div_(len(DIHEDRAL))
+
+
+class _Forward:
+    """Runs the model on one (padded) tile with the precision and ensemble policies."""
+
+    def __init__(
+        self, model: nn.Module, device: torch.device, precision: str, ensemble: bool = False
+    ) -> None:
         self.model = model
         self.device = device
         self.precision = precision
+        self.ensemble = ensemble
         self.scale = model_scale(model)
         self.fallbacks = 0
+
+    def _model(self, x: torch.Tensor) -> torch.Tensor:
+        return self_ensemble(self.model, x) if self.ensemble else self.model(x)
 
     def __call__(self, patch: np.ndarray) -> np.ndarray:
         h, w, _ = patch.shape
@@ -174,7 +206,7 @@ class _Forward:
         with torch.inference_mode():
             if self.precision == "bf16":
                 with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
-                    y = self.model(x)
+                    y = self._model(x)
                 y = y.float()
                 if torch.isfinite(y).all():
                     return y
@@ -184,7 +216,7 @@ class _Forward:
                     RuntimeWarning,
                     stacklevel=3,
                 )
-            return self.model(x).float()
+            return self._model(x).float()
 
 
 def run_model(
@@ -198,6 +230,7 @@ def run_model(
     max_memory: int | None = DEFAULT_MAX_MEMORY,
     out_dtype: type | np.dtype = np.float32,
     progress: Callable[[int, int], None] | None = None,
+    ensemble: bool = False,
 ) -> tuple[np.ndarray, TilingInfo]:
     """Run ``model`` on a float ``(H, W, C)`` image in [0, 1]; return ``(output, TilingInfo)``.
 
@@ -206,7 +239,9 @@ def run_model(
     ``overlap``: input pixels shared by neighbouring tiles (clipped to below half a tile).
     ``out_dtype``: float32 returns the raw model output (not clamped); uint8 / uint16 return
     the output clipped to [0, 1], scaled to 255 / 65535 and rounded.
-    ``progress(done, total)`` is called after every tile.
+    ``progress(done, total)`` is called after every tile. ``ensemble``: average the model over
+    the eight flips and rotations of each tile (``self_ensemble``; 8x the time, the memory of
+    one pass plus an output-sized sum).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
@@ -245,7 +280,8 @@ def run_model(
 
     scale = model_scale(model)
     model = model.to(dev).eval()
-    forward = _Forward(model, dev, precision)
+    forward = _Forward(model, dev, precision, ensemble)
+    views = len(DIHEDRAL) if ensemble else 1
     out = np.empty((h * scale, w * scale, c), dtype=out_dtype)
     image = np.asarray(image, dtype=np.float32)
 
@@ -254,7 +290,8 @@ def run_model(
         out[...] = _convert(y, out_dtype)
         if progress is not None:
             progress(1, 1)
-        info = TilingInfo(None, 0, 1, auto, estimate_memory(model, h, w), forward.fallbacks)
+        est = estimate_memory(model, h, w)
+        info = TilingInfo(None, 0, 1, auto, est, forward.fallbacks, views)
         return out, info
 
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
@@ -299,7 +336,7 @@ def run_model(
     rows = h * scale - acc_start
     _flush(out, acc_start, acc[:rows], wsum[:rows])
     info = TilingInfo(
-        tile, overlap, total, auto, estimate_memory(model, tile, tile), forward.fallbacks
+        tile, overlap, total, auto, estimate_memory(model, tile, tile), forward.fallbacks, views
     )
     return out, info
 
