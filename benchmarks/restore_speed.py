@@ -209,8 +209,8 @@ def main() -> None:
                 "4000x3000 case with a 2-conv stand-in network that tiles exactly like "
                 "rwkvir-light (its memory estimate) - it measures the engine's own buffers "
                 "(input, output, accumulator, PNG encoding); RWKV-IR's forward adds at most the "
-                "1.5 GiB budget (its estimate is calibrated on measured peak RSS: 15.9 KB per "
-                "input pixel). Re-run without --quick for the real table."
+                "1.5 GiB budget (its estimate is 15-25% above its measured peak RSS, 4.0-4.7 KB "
+                "per input pixel). Re-run without --quick for the real table."
                 if args.quick
                 else ""
             ),
