@@ -92,3 +92,13 @@ def tiny_conv(scale: int = 2, in_chans: int = 3) -> TinyConv:
 @pytest.fixture
 def make_tiny_conv():
     return tiny_conv
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` are skipped, with the reason, where torch sees no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (marker gpu)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

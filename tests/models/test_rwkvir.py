@@ -74,6 +74,28 @@ def test_training_step_gives_finite_gradients_to_every_parameter():
     assert wkv.decay_h.grad.abs().sum() > 0 and wkv.first_v.grad.abs().sum() > 0
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("name,scale", [("rwkvir-light", 2), ("rwkvir-restore", 1)])
+def test_cuda_forward_and_gradients_match_cpu(name, scale):
+    torch.manual_seed(0)
+    model = tiny(name, scale=scale).train()
+    x, target = torch.rand(2, 3, 12, 10), torch.rand(2, 3, 12 * scale, 10 * scale)
+    cpu_loss = torch.nn.functional.l1_loss(model(x), target)
+    cpu_loss.backward()
+    cpu_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.cuda()
+    loss = torch.nn.functional.l1_loss(model(x.cuda()), target.cuda())
+    loss.backward()
+    assert abs(loss.item() - cpu_loss.item()) <= 1e-4 * abs(cpu_loss.item())
+    for n, p in model.named_parameters():
+        ref = cpu_grads[n]
+        assert (p.grad.cpu() - ref).abs().max() <= 1e-3 * max(ref.abs().max().item(), 1e-6), n
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        y = model.eval()(torch.rand(1, 3, 33, 17, device="cuda"))
+    assert torch.isfinite(y.float()).all()
+
+
 def _grid_transpose(x, h, w):
     """Channels-first (B, C, h·w) row-major -> column-major."""
     B, C, _ = x.shape

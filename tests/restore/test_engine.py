@@ -236,3 +236,17 @@ def test_self_ensemble_of_an_equivariant_model_is_the_model() -> None:
     both, info8 = run_model(Nearest(), img, tile=0, ensemble=True)
     assert info.ensemble == 1 and "self-ensemble" not in info.describe()
     np.testing.assert_allclose(both, single, atol=1e-7)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_matches_cpu_tiled_and_whole(make_tiny_conv, precision) -> None:
+    model = make_tiny_conv(2)
+    img = _image(40, 37)
+    cpu, _ = run_model(model, img, tile=0)
+    for tile in (0, 16):
+        out, info = run_model(model, img, tile=tile, overlap=4, device="cuda", precision=precision)
+        assert info.fp32_fallbacks == 0
+        assert psnr_float(np.clip(out, 0, 1), np.clip(cpu, 0, 1)) > (
+            80 if precision == "fp32" else 35
+        )
