@@ -114,6 +114,8 @@ class PositionFactors:
 # scan and parks its part of the result in the outputs, a right-to-left sweep adds the reverse
 # scan (``_forward_sweeps``). Backward: a first pass sums each segment's terms, and the prefix
 # and suffix sums of those totals are the carries the second pass adds to each segment's scans.
+# When one batch element's whole sequence fits a segment, the batch is cut instead
+# (``batch_groups``): groups of whole sequences need no carries and no first pass.
 _SEGMENT_BYTES = 1 << 20
 _MIN_SEGMENT = 256
 
