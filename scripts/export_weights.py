@@ -11,7 +11,9 @@ or another folder given as ``TASK=RUN_DIR``):
    ``resyn eval`` on data/test/ReSynDemo (photos the model never saw);
 4. write the model card ``src/resyn/weights/<task>.md`` and the index README.md.
 
-The shipped file is replaced only when the new weights score at least as well on the held-out
+``--best`` takes the run's ``best.safetensors`` (best validation PSNR; the card says the
+choice was made on the validation set) instead of its last state. The shipped file is replaced
+only when the new weights score at least as well on the held-out
 set as the ones already shipped (PSNR-Y for SR, PSNR for denoising); ``--force`` replaces them
 anyway.
 
@@ -37,7 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from resyn.degrade import parse_task  # noqa: E402
 from resyn.io.atomic import atomic_write_text  # noqa: E402
 from resyn.models import build_model, save_model  # noqa: E402
-from resyn.models.weights import load_model  # noqa: E402
+from resyn.models.weights import load_model, read_metadata  # noqa: E402
 
 WEIGHTS = ROOT / "src" / "resyn" / "weights"
 TEST_SET = ROOT / "data" / "test" / "ReSynDemo"
@@ -48,9 +50,22 @@ TARGETS = {
 }
 
 
-def load_run(run: Path) -> tuple[torch.nn.Module, dict, int, str]:
+def load_run(run: Path, best: bool = False) -> tuple[torch.nn.Module, dict, int, str]:
     meta = json.loads((run / "run.json").read_text())
     task = parse_task(meta["config"]["task"])
+    if best:
+        path = run / "best.safetensors"
+        if not path.is_file():
+            raise SystemExit(f"{run}: no best.safetensors yet (it is written at validation)")
+        info = read_metadata(path)["info"]
+        step = int(info["step"])
+        source = (
+            f"the run's best validation checkpoint (iteration {step:,}, {info['val_psnr']:.2f} dB "
+            f"on {Path(meta['data']['val']).name}, checked every {meta['config']['val']['every']:,} "
+            "iterations; that set is the held-out set, so this is a choice among checkpoints "
+            "made on it)"
+        )
+        return load_model(path).eval(), meta, step, source
     final = run / "model.safetensors"
     if final.is_file():
         model = load_model(final)
@@ -108,11 +123,16 @@ def main() -> None:
     parser.add_argument(
         "--force", action="store_true", help="replace shipped weights even if the new score lower"
     )
+    parser.add_argument(
+        "--best",
+        action="store_true",
+        help="export the run's best.safetensors (best validation PSNR) instead of its last state",
+    )
     args = parser.parse_args()
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     for arg in args.tasks:
         task_name, run = parse_target(arg, args.runs)
-        model, meta, step, source = load_run(run)
+        model, meta, step, source = load_run(run, best=args.best)
         if parse_task(meta["config"]["task"]).name != parse_task(task_name).name:
             raise SystemExit(f"{run} trained {meta['config']['task']}, not {task_name}")
         seconds = wall_time(run, step)
