@@ -140,3 +140,29 @@ def train_cli():
     """``train_cli(train, val, out)``: the ``resyn train`` arguments the CLI tests share
     (tiny-sr, light-sr-x2-50k, one CPU process)."""
     return _cli_args
+
+
+def _train_opts(train_dir, val_dir, out, overrides, **kw):
+    from resyn.train.run import TrainOptions
+
+    base = dict(
+        preset="light-sr-x2-50k",
+        model="tiny-sr",
+        train=train_dir,
+        val=val_dir,
+        out=out,
+        overrides=list(overrides),
+        accelerator="cpu",
+        devices=1,
+        progress=False,
+        seed=3,
+    )
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+@pytest.fixture
+def train_opts():
+    """``train_opts(train, val, out, overrides, **kw)``: the TrainOptions the trainer tests
+    share (tiny-sr, light-sr-x2-50k, one CPU process, seed 3); ``kw`` overrides any field."""
+    return _train_opts

@@ -9,25 +9,16 @@ import pytest
 
 from resyn.models import read_metadata
 from resyn.train.loop import read_metrics
-from resyn.train.run import TrainOptions, train
+from resyn.train.run import train
 
 
 @pytest.mark.gpu
-def test_gpu_run_in_default_precision_completes(tiny_model, sr_data, tiny_set, tmp_path):
+def test_gpu_run_in_default_precision_completes(
+    tiny_model, sr_data, tiny_set, tmp_path, train_opts
+):
     train_dir, val_dir = sr_data
     out = tmp_path / "gpu"
-    opts = TrainOptions(
-        preset="light-sr-x2-50k",
-        model="tiny-sr",
-        train=train_dir,
-        val=val_dir,
-        out=out,
-        overrides=list(tiny_set),
-        accelerator="gpu",
-        devices=1,
-        progress=False,
-        seed=3,
-    )
+    opts = train_opts(train_dir, val_dir, out, tiny_set, accelerator="gpu")
     train(opts)
     rows = read_metrics(out / "metrics.csv")
     assert [r["step"] for r in rows] == list(range(1, 9))

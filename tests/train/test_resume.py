@@ -16,21 +16,19 @@ class Killed(Exception):
     pass
 
 
-def _opts(train_dir, val_dir, out, overrides, **kw) -> TrainOptions:
-    base = dict(
-        preset="light-sr-x2-50k",
-        model="tiny-sr",
-        train=train_dir,
-        val=val_dir,
-        out=out,
-        overrides=list(overrides),
-        accelerator="cpu",
-        devices=1,
-        progress=False,
-        seed=3,
-    )
-    base.update(kw)
-    return TrainOptions(**base)
+def _killed_at(step: int, opts: TrainOptions, monkeypatch) -> None:
+    """Run ``opts`` and stop it with ``Killed`` right after iteration ``step``."""
+    original = StandardLoop.on_train_batch_end
+
+    def killing(self, trainer, *args):
+        original(self, trainer, *args)
+        if trainer.global_step == step:
+            raise Killed
+
+    monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing)
+    with pytest.raises(Killed):
+        train(opts)
+    monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
 
 
 def _logged(path):
@@ -39,11 +37,11 @@ def _logged(path):
     ]
 
 
-def test_kill_and_resume_is_exact(tiny_model, sr_data, tiny_set, tmp_path, monkeypatch):
+def test_kill_and_resume_is_exact(tiny_model, sr_data, tiny_set, tmp_path, monkeypatch, train_opts):
     train_dir, val_dir = sr_data
     full = tmp_path / "full"
     ema = [*tiny_set, "ema_decay=0.5"]  # validation on EMA weights: EMA must resume too
-    train(_opts(train_dir, val_dir, full, overrides=ema))
+    train(train_opts(train_dir, val_dir, full, overrides=ema))
     rows = _logged(full / "metrics.csv")
     assert [r[0] for r in rows] == list(range(1, 9))
     assert all(r[1] is not None for r in rows)
@@ -52,24 +50,14 @@ def test_kill_and_resume_is_exact(tiny_model, sr_data, tiny_set, tmp_path, monke
     assert (full / "model.safetensors").is_file()
 
     # A run killed at iteration 6: the checkpoint is from 4, the log already has 5 and 6.
-    original = StandardLoop.on_train_batch_end
-
-    def killing(self, trainer, *args):
-        original(self, trainer, *args)
-        if trainer.global_step == 6:
-            raise Killed
-
     part = tmp_path / "part"
-    monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing)
-    with pytest.raises(Killed):
-        train(_opts(train_dir, val_dir, part, overrides=ema))
-    monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
+    _killed_at(6, train_opts(train_dir, val_dir, part, overrides=ema), monkeypatch)
     ckpt = torch.load(part / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 4
     assert [r[0] for r in _logged(part / "metrics.csv")][-1] == 6
 
     # Resuming may change the worker count; a worker process yields the very same samples.
-    train(_opts(train_dir, val_dir, part, overrides=[*ema, "data.workers=1"], resume=True))
+    train(train_opts(train_dir, val_dir, part, overrides=[*ema, "data.workers=1"], resume=True))
     assert _logged(part / "metrics.csv") == rows
     # best.safetensors: the EMA weights at the best validation PSNR, the same after the resume.
     from safetensors.torch import load_file
@@ -91,7 +79,7 @@ def test_kill_and_resume_is_exact(tiny_model, sr_data, tiny_set, tmp_path, monke
 
 @pytest.mark.parametrize("device_batch", [None, 2])
 def test_mid_epoch_resume_is_exact_and_quiet(
-    tiny_model, sr_data, tiny_set, tmp_path, monkeypatch, device_batch
+    tiny_model, sr_data, tiny_set, tmp_path, monkeypatch, device_batch, train_opts
 ):
     # Killed at 3 with a checkpoint at 2: Lightning sees a resume 2 steps into a 3-step
     # "epoch" and warns that it "can cause unreliable results". The step-indexed sampler makes
@@ -101,22 +89,12 @@ def test_mid_epoch_resume_is_exact_and_quiet(
     kw = {"max_device_batch": device_batch}
     short = [*tiny_set, "iterations=5", "checkpoint_every=2", "sched.milestones=[]"]
     full = tmp_path / "full"
-    train(_opts(train_dir, val_dir, full, overrides=short, **kw))
-    original = StandardLoop.on_train_batch_end
-
-    def killing(self, trainer, *args):
-        original(self, trainer, *args)
-        if trainer.global_step == 3:
-            raise Killed
-
+    train(train_opts(train_dir, val_dir, full, overrides=short, **kw))
     part = tmp_path / "part"
-    monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing)
-    with pytest.raises(Killed):
-        train(_opts(train_dir, val_dir, part, overrides=short, **kw))
-    monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
+    _killed_at(3, train_opts(train_dir, val_dir, part, overrides=short, **kw), monkeypatch)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        train(_opts(train_dir, val_dir, part, overrides=short, resume=True, **kw))
+        train(train_opts(train_dir, val_dir, part, overrides=short, resume=True, **kw))
     assert not [w for w in caught if "resuming from a checkpoint" in str(w.message)]
     assert _logged(part / "metrics.csv") == _logged(full / "metrics.csv")
 
@@ -139,17 +117,17 @@ def test_resume_compares_as_json():
     assert _diff(_comparable(stored), _comparable(run)) == ["config.batch (16 in the run, 8 now)"]
 
 
-def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tiny_set, tmp_path):
+def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tiny_set, tmp_path, train_opts):
     train_dir, val_dir = sr_data
     out = tmp_path / "run"
     train(
-        _opts(
+        train_opts(
             train_dir, val_dir, out, overrides=[*tiny_set, "iterations=4", "sched.milestones=[2]"]
         )
     )
     with pytest.raises(RunError, match="already holds a run"):
         train(
-            _opts(
+            train_opts(
                 train_dir,
                 val_dir,
                 out,
@@ -158,7 +136,7 @@ def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tiny_set, tmp_
         )
     with pytest.raises(RunError, match=r"optim\.lr"):
         train(
-            _opts(
+            train_opts(
                 train_dir,
                 val_dir,
                 out,
@@ -168,7 +146,7 @@ def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tiny_set, tmp_
         )
     with pytest.raises(RunError, match="preset"):
         train(
-            _opts(
+            train_opts(
                 train_dir,
                 val_dir,
                 out,
@@ -178,15 +156,15 @@ def test_resume_mismatch_and_occupied_folder(tiny_model, sr_data, tiny_set, tmp_
             )
         )
     with pytest.raises(RunError, match="nothing to resume"):
-        train(_opts(train_dir, val_dir, tmp_path / "none", tiny_set, resume=True))
+        train(train_opts(train_dir, val_dir, tmp_path / "none", tiny_set, resume=True))
 
 
-def test_nan_loss_stops_and_keeps_checkpoint(tiny_model, sr_data, tiny_set, tmp_path):
+def test_nan_loss_stops_and_keeps_checkpoint(tiny_model, sr_data, tiny_set, tmp_path, train_opts):
     train_dir, val_dir = sr_data
     out = tmp_path / "nan"
     # One forward per iteration (batch 4 in one micro-batch); NaN from iteration 6 on.
     with pytest.raises(NonFiniteLossError, match="iteration 6"):
-        train(_opts(train_dir, val_dir, out, tiny_set, model_args={"nan_after": 5}))
+        train(train_opts(train_dir, val_dir, out, tiny_set, model_args={"nan_after": 5}))
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 4
     assert all(
@@ -196,12 +174,12 @@ def test_nan_loss_stops_and_keeps_checkpoint(tiny_model, sr_data, tiny_set, tmp_
 
 
 @pytest.mark.parametrize("preset", ["denoise-gray-s25", "jpeg-color-q40"])
-def test_restoration_presets_train(tiny_model, sr_data, tmp_path, preset):
+def test_restoration_presets_train(tiny_model, sr_data, tmp_path, preset, train_opts):
     train_dir, val_dir = sr_data  # HR only is used: noise / JPEG made on the fly
     out = tmp_path / preset
     sets = ["batch=2", "patch=16", "data.workers=0", "val.every=2", "log_every=1"]
     train(
-        _opts(
+        train_opts(
             train_dir,
             val_dir,
             out,
@@ -221,7 +199,9 @@ def test_restoration_presets_train(tiny_model, sr_data, tmp_path, preset):
     assert model.config.upscale == 1
 
 
-def test_init_starts_from_weights_and_checks_them(tiny_model, sr_data, tiny_set, tmp_path):
+def test_init_starts_from_weights_and_checks_them(
+    tiny_model, sr_data, tiny_set, tmp_path, train_opts
+):
     from resyn.models import build_model, save_model
     from resyn.train.run import prepare
 
@@ -232,34 +212,36 @@ def test_init_starts_from_weights_and_checks_them(tiny_model, sr_data, tiny_set,
         p.data.normal_()
     weights = save_model(start, tmp_path / "start.safetensors", info={"iterations": 7})
 
-    prep = prepare(_opts(train_dir, val_dir, tmp_path / "ft", tiny_set, init=weights))
+    prep = prepare(train_opts(train_dir, val_dir, tmp_path / "ft", tiny_set, init=weights))
     for name, value in start.state_dict().items():
         assert torch.equal(prep.model.state_dict()[name], value), name
     init = prep.run["model"]["init"]
     assert init["info"] == {"iterations": 7} and len(init["sha256"]) == 64
 
     # A run without --init starts elsewhere (the seed's initial weights).
-    plain = prepare(_opts(train_dir, val_dir, tmp_path / "plain", tiny_set))
+    plain = prepare(train_opts(train_dir, val_dir, tmp_path / "plain", tiny_set))
     assert not torch.equal(plain.model.body[0].weight, start.body[0].weight)
 
     with pytest.raises(RunError, match=r"--init: .*width \(8 in the file, 4 now\)"):
         prepare(
-            _opts(
+            train_opts(
                 train_dir, val_dir, tmp_path / "w", tiny_set, init=weights, model_args={"width": 4}
             )
         )
     (tmp_path / "junk.safetensors").write_bytes(b"not weights")
     with pytest.raises(RunError, match=r"--init: .*not a readable safetensors"):
         prepare(
-            _opts(train_dir, val_dir, tmp_path / "j", tiny_set, init=tmp_path / "junk.safetensors")
+            train_opts(
+                train_dir, val_dir, tmp_path / "j", tiny_set, init=tmp_path / "junk.safetensors"
+            )
         )
     with pytest.raises(RunError, match="--init: weights file not found"):
-        prepare(_opts(train_dir, val_dir, tmp_path / "m", tiny_set, init=tmp_path / "none"))
+        prepare(train_opts(train_dir, val_dir, tmp_path / "m", tiny_set, init=tmp_path / "none"))
 
     # The start is part of the run: resuming with other starting weights is refused.
     out = tmp_path / "run"
     train(
-        _opts(
+        train_opts(
             train_dir,
             val_dir,
             out,
@@ -270,7 +252,7 @@ def test_init_starts_from_weights_and_checks_them(tiny_model, sr_data, tiny_set,
     other = save_model(build_model("tiny-sr", scale=2), tmp_path / "other.safetensors")
     with pytest.raises(RunError, match="init"):
         prepare(
-            _opts(
+            train_opts(
                 train_dir,
                 val_dir,
                 out,
@@ -282,7 +264,7 @@ def test_init_starts_from_weights_and_checks_them(tiny_model, sr_data, tiny_set,
 
 
 def test_run_stopped_before_first_checkpoint_starts_again(
-    tiny_model, sr_data, tiny_set, tmp_path, monkeypatch
+    tiny_model, sr_data, tiny_set, tmp_path, monkeypatch, train_opts
 ):
     train_dir, val_dir = sr_data
     out = tmp_path / "early"
@@ -295,7 +277,7 @@ def test_run_stopped_before_first_checkpoint_starts_again(
 
     monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing)
     with pytest.raises(Killed):
-        train(_opts(train_dir, val_dir, out, tiny_set))
+        train(train_opts(train_dir, val_dir, out, tiny_set))
     monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
     assert (out / "run.json").is_file() and not (out / "checkpoints" / "last.ckpt").exists()
     stale = torch.load(out / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
@@ -303,10 +285,10 @@ def test_run_stopped_before_first_checkpoint_starts_again(
 
     # Nothing to resume, and the message says what to do; doing it works.
     with pytest.raises(RunError, match="start again without --resume"):
-        train(_opts(train_dir, val_dir, out, tiny_set, resume=True))
+        train(train_opts(train_dir, val_dir, out, tiny_set, resume=True))
     from resyn.train.run import prepare
 
-    assert prepare(_opts(train_dir, val_dir, out, tiny_set)).restart
+    assert prepare(train_opts(train_dir, val_dir, out, tiny_set)).restart
     # The restarted run must not keep the stopped run's best checkpoint: stop it again before
     # its first validation.
 
@@ -317,14 +299,14 @@ def test_run_stopped_before_first_checkpoint_starts_again(
 
     monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing_at_1)
     with pytest.raises(Killed):
-        train(_opts(train_dir, val_dir, out, tiny_set))
+        train(train_opts(train_dir, val_dir, out, tiny_set))
     monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
     assert not (out / "checkpoints" / "best.ckpt").exists()
     assert [r[0] for r in _logged(out / "metrics.csv")] == [1]
 
     assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1
 
-    train(_opts(train_dir, val_dir, out, tiny_set))
+    train(train_opts(train_dir, val_dir, out, tiny_set))
     rows = _logged(out / "metrics.csv")
     assert [r[0] for r in rows] == list(range(1, 9))
     # Only the finished run's TensorBoard events: the stopped runs' ones were removed.
@@ -332,4 +314,4 @@ def test_run_stopped_before_first_checkpoint_starts_again(
     assert (out / "model.safetensors").is_file()
     # A run with a checkpoint is still protected.
     with pytest.raises(RunError, match="already holds a run"):
-        prepare(_opts(train_dir, val_dir, out, tiny_set))
+        prepare(train_opts(train_dir, val_dir, out, tiny_set))
