@@ -42,11 +42,9 @@ class Guard:
         self.terms: list[Tensor] = []
         self.result: list[Tensor] = []
 
-    def add(self, v_times_pza: Tensor, pzay: Tensor, grad_k: Tensor | None = None) -> None:
+    def add(self, v_times_pza: Tensor, pzay: Tensor) -> None:
         """Record the two subtracted scans (call before they are combined in place)."""
         self.terms.append(torch.maximum(abs_max(v_times_pza), abs_max(pzay)))
-        if grad_k is not None:
-            self.add_result(grad_k)
 
     def add_result(self, grad_k: Tensor) -> None:
         self.result.append(abs_max(grad_k))
@@ -66,7 +64,8 @@ class Guard:
 def float64_grads(
     k: Tensor, v: Tensor, w: Tensor, u: Tensor, grad: Tensor, channels_first: bool
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """All four gradients recomputed in float64 from the same inputs, cast back."""
+    """All four gradients recomputed in float64 from the same inputs, cast back (both paths'
+    fallback: ``bi_wkv`` picks the float64 path; any exact path gives the same gradients)."""
     from resyn.ops.bi_wkv import bi_wkv  # the public entry picks the path for float64
 
     dtype = k.dtype

@@ -38,7 +38,7 @@ import math
 import torch
 from torch import Tensor
 
-from resyn.ops._bi_wkv_refine import Guard
+from resyn.ops._bi_wkv_refine import Guard, float64_grads
 
 # Largest |w|·(chunk length), by compute dtype. A term whose scaled weight e^{k_i + j·w − max}
 # underflows (below e^-87 in float32, e^-708 in float64) weighs at most e^{2·|w|·L} times that
@@ -285,17 +285,6 @@ def traceable_forward(k: Tensor, v: Tensor, w: Tensor, u: Tensor) -> Tensor:
     return (fv * sf + gv * sg + v * sd) / (f1 * sf + g1 * sg + sd)
 
 
-def float64_grads_general(
-    k: Tensor, v: Tensor, w: Tensor, u: Tensor, g: Tensor, L: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The four gradients recomputed in float64 (forward and backward) and cast back: the
-    fallback when the float32 ∂L/∂k cancels (``_bi_wkv_refine``)."""
-    k64, v64, w64, u64, g64 = (t.to(torch.float64) for t in (k, v, w, u, g))
-    y64, log_den64 = bi_wkv_forward(k64, v64, w64, u64, L)
-    grads = bi_wkv_backward(k64, v64, w64, u64, y64, log_den64, g64, L)
-    return tuple(t.to(k.dtype) for t in grads)  # type: ignore[return-value]
-
-
 class BiWKVFunction(torch.autograd.Function):
     """Autograd wrapper; inputs already validated and cast to the compute dtype."""
 
@@ -313,5 +302,5 @@ class BiWKVFunction(torch.autograd.Function):
         g = g.contiguous()
         gk, gv, gw, gu = bi_wkv_backward(k, v, w, u, y, log_den, g, ctx.chunk, guard)
         if guard.cancelled(k.dtype):
-            return (*float64_grads_general(k, v, w, u, g, ctx.chunk), None)
+            return (*float64_grads(k, v, w, u, g, channels_first=False), None)
         return gk, gv, gw, gu, None
