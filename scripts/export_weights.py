@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -145,6 +146,7 @@ def main() -> None:
             "patch": cfg["patch"],
             "lr": cfg["optim"]["lr"],
             "milestones": cfg["sched"]["milestones"],
+            "reschedules": meta.get("reschedules", []),
             "device": device_text(meta["hardware"]),
             "source": source,
         }
@@ -212,6 +214,13 @@ def stage_line(st: dict, batch: int, loss: str) -> str:
         if st.get("milestones")
         else ""
     )
+    for change in st.get("reschedules", []):
+        # run.json's wording: "config.KEY (OLD in the run, NEW now)"
+        what = "; ".join(
+            re.sub(r"^config\.(\S+) \((.*) in the run, (.*) now\)$", r"\1 \2 → \3", c)
+            for c in change["changes"]
+        )
+        lr += f" (schedule changed at iteration {change['step']:,} with --reschedule: {what})"
     return (
         f"`resyn train {st['preset']}`, {st['iterations']:,} iterations{of}, batch {batch}, "
         f"GT patch {st['patch']}, {lr}, L-{loss} loss ({st['wall_time_s'] / 3600:.2f} h"

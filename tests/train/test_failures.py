@@ -129,3 +129,10 @@ def test_bf16_mixed_trains_on_cpu(tiny_model, sr_data, tmp_path, train_cli):
     assert run["hardware"]["precision"] == "bf16-mixed"
     rows = read_metrics(out / "metrics.csv")
     assert [row["step"] for row in rows] == [1, 2] and rows[-1]["val_psnr"] > 10
+
+
+def test_reschedule_without_resume_is_a_cli_error(tiny_model, sr_data, tmp_path, train_cli):
+    train, val = sr_data
+    r = runner.invoke(app, [*_args(train_cli(train, val, tmp_path / "r")), "--reschedule"])
+    assert r.exit_code == 2 and "itneeds--resume" in _flat(r.output), r.output
+    assert not (tmp_path / "r").exists()

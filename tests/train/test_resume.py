@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -315,3 +316,61 @@ def test_run_stopped_before_first_checkpoint_starts_again(
     # A run with a checkpoint is still protected.
     with pytest.raises(RunError, match="already holds a run"):
         prepare(train_opts(train_dir, val_dir, out, tiny_set))
+
+
+def test_reschedule_equals_a_run_planned_that_way(
+    tiny_model, sr_data, tiny_set, tmp_path, monkeypatch, train_opts
+):
+    # `--resume --reschedule`: a run continued under a new schedule trains exactly what a run
+    # started with that schedule trains (samples are step-indexed; the scheduler is re-targeted).
+    from safetensors.torch import load_file
+
+    train_dir, val_dir = sr_data
+    planned = [*tiny_set, "ema_decay=0.5"]  # 8 iterations, lr halved at 4 and 6
+    full = tmp_path / "full"
+    train(train_opts(train_dir, val_dir, full, overrides=planned))
+    rows = _logged(full / "metrics.csv")
+    assert [r[2] for r in rows][4:] == [1e-4, 1e-4, 5e-5, 5e-5]
+
+    # Planned as 12 iterations with one late drop, killed at 6: the checkpoint is from 4, and
+    # iterations 5 and 6 ran at the old rate.
+    first = [*planned, "iterations=12", "sched.milestones=[9]"]
+    part = tmp_path / "part"
+    _killed_at(6, train_opts(train_dir, val_dir, part, overrides=first), monkeypatch)
+    assert [r[2] for r in _logged(part / "metrics.csv")][4:] == [2e-4, 2e-4]
+
+    with pytest.raises(RunError, match=r"iterations \(12 in the run, 8 now\).*--reschedule"):
+        train(train_opts(train_dir, val_dir, part, overrides=planned, resume=True))
+    train(train_opts(train_dir, val_dir, part, overrides=planned, resume=True, reschedule=True))
+    assert _logged(part / "metrics.csv") == rows
+    for name in ("model.safetensors", "best.safetensors"):
+        a, b = load_file(full / name), load_file(part / name)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+    run = json.loads((part / "run.json").read_text())
+    assert (run["config"]["iterations"], run["config"]["sched"]["milestones"]) == (8, [4, 6])
+    (change,) = run["reschedules"]
+    assert change["step"] == 4
+    assert "config.iterations (12 in the run, 8 now)" in change["changes"]
+    assert "config.sched.milestones ([9] in the run, [4, 6] now)" in change["changes"]
+
+
+def test_reschedule_refuses_other_changes_and_nothing_left(
+    tiny_model, sr_data, tiny_set, tmp_path, train_opts
+):
+    train_dir, val_dir = sr_data
+    short = [*tiny_set, "iterations=4", "sched.milestones=[2]"]
+    out = tmp_path / "run"
+    train(train_opts(train_dir, val_dir, out, overrides=short))
+
+    def again(overrides, **kw):
+        train(train_opts(train_dir, val_dir, out, overrides=overrides, resume=True, **kw))
+
+    with pytest.raises(RunError, match=r"optim\.lr"):
+        again([*short, "iterations=6", "optim.lr=1e-3"], reschedule=True)
+    with pytest.raises(RunError, match="not above the checkpoint's 4 iterations"):
+        again([*short, "sched.milestones=[3]"], reschedule=True)
+    with pytest.raises(RunError, match="needs --resume"):
+        train(train_opts(train_dir, val_dir, tmp_path / "new", overrides=short, reschedule=True))
+    assert "reschedules" not in json.loads((out / "run.json").read_text())

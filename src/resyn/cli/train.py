@@ -77,6 +77,12 @@ def train(
         None, "--budget", help="Fraction of the schedule (iterations, milestones, cadences)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue RUN_DIR from last.ckpt."),
+    reschedule: bool = typer.Option(
+        False,
+        "--reschedule",
+        help="With --resume: accept a changed schedule (iterations, sched.*, val.every, "
+        "checkpoint_every, log_every); recorded in run.json.",
+    ),
     accelerator: str = typer.Option("auto", "--accelerator", help="cpu, gpu or auto."),
     devices: str = typer.Option("auto", "--devices", help="Devices per node (int or auto)."),
     num_nodes: int = typer.Option(1, "--num-nodes", help="Nodes (torchrun / SLURM)."),
@@ -112,6 +118,7 @@ def train(
         model_args=_model_args(model_arg),
         budget=budget,
         resume=resume,
+        reschedule=reschedule,
         accelerator=accelerator,
         devices=devices if devices == "auto" else _int(devices),
         num_nodes=num_nodes,

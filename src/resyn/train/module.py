@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from typing import Any
 
 import lightning as L
@@ -64,6 +65,24 @@ class RestorationModule(L.LightningModule):
         )
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=s.milestones, gamma=s.gamma)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Re-target the saved learning-rate schedule at this run's ``sched`` (before Lightning
+        restores the optimizer and scheduler from ``checkpoint``).
+
+        MultiStepLR saves its milestones and gamma, and restoring them would silently keep the
+        old schedule after a ``--reschedule``. The rate of the next step is set from the config:
+        ``lr * gamma ** (milestones passed)``. An unchanged schedule is restored as saved."""
+        s = self.config.sched
+        for state in checkpoint.get("lr_schedulers", []):
+            if state.get("milestones") == Counter(s.milestones) and state.get("gamma") == s.gamma:
+                continue
+            passed = sum(m <= state["last_epoch"] for m in s.milestones)
+            lrs = [base * s.gamma**passed for base in state["base_lrs"]]
+            state.update(milestones=Counter(s.milestones), gamma=s.gamma, _last_lr=lrs)
+            for opt in checkpoint.get("optimizer_states", []):
+                for group, lr in zip(opt["param_groups"], lrs, strict=True):
+                    group["lr"] = lr
 
     @torch.no_grad()
     def update_ema(self) -> None:

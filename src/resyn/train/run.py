@@ -52,6 +52,7 @@ class TrainOptions:
     model_args: dict[str, Any] = field(default_factory=dict)
     budget: float | None = None
     resume: bool = False
+    reschedule: bool = False
     accelerator: str = "auto"
     devices: int | str = "auto"
     num_nodes: int = 1
@@ -166,8 +167,16 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _comparable(run: dict[str, Any]) -> dict[str, Any]:
-    """What must not change across a resume (as JSON: tuples and lists compare equal)."""
+#: Config keys a resumed run may change with ``--reschedule``: when it ends, when the learning
+#: rate drops, and how often it validates, checkpoints and logs. None of them changes what was
+#: trained so far or which samples later steps draw (``StepSampler``: step s always takes the
+#: same samples), and the scheduler is re-targeted at load (``RestorationModule``).
+SCHEDULE_KEYS = ("iterations", "sched", "val.every", "checkpoint_every", "log_every")
+
+
+def _comparable(run: dict[str, Any], schedule: bool = True) -> dict[str, Any]:
+    """What must not change across a resume (as JSON: tuples and lists compare equal); without
+    ``schedule``, the SCHEDULE_KEYS are left out."""
     out = json.loads(
         json.dumps(
             {
@@ -182,7 +191,20 @@ def _comparable(run: dict[str, Any]) -> dict[str, Any]:
     out["config"].get("data", {}).pop("workers", None)
     out["config"].get("data", {}).pop("cache_mb", None)
     out["config"].get("data", {}).pop("verify_mb", None)
+    if not schedule:
+        for key in SCHEDULE_KEYS:
+            *parents, leaf = key.split(".")
+            node = out["config"]
+            for name in parents:
+                node = node.get(name, {})
+            node.pop(leaf, None)
     return out
+
+
+def _checkpoint_step(ckpt: Path) -> int:
+    import torch
+
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
 
 
 def _diff(a: Any, b: Any, prefix: str = "", where: str = "in the run") -> list[str]:
@@ -215,6 +237,8 @@ def prepare(opts: TrainOptions) -> Prepared:
     from resyn.train.loop import baseline_metrics
     from resyn.train.standard import load_config
 
+    if opts.reschedule and not opts.resume:
+        raise RunError("--reschedule changes the schedule of a resumed run: it needs --resume")
     overrides = list(opts.overrides)
     if opts.seed is not None:
         overrides.append(f"seed={opts.seed}")
@@ -289,15 +313,31 @@ def prepare(opts: TrainOptions) -> Prepared:
         if not run_file.is_file():
             raise RunError(f"--resume: {run_file} does not exist (nothing to resume)")
         old = json.loads(run_file.read_text())
-        diffs = _diff(_comparable(old), _comparable(new_run))
-        if diffs:
+        fixed = _diff(_comparable(old, schedule=False), _comparable(new_run, schedule=False))
+        if fixed:
             raise RunError(
-                f"--resume: {out} was trained with different settings: " + "; ".join(diffs)
+                f"--resume: {out} was trained with different settings: " + "; ".join(fixed)
+            )
+        changes = _diff(_comparable(old), _comparable(new_run))
+        if changes and not opts.reschedule:
+            raise RunError(
+                f"--resume: {out} was trained with a different schedule: "
+                + "; ".join(changes)
+                + " (pass --reschedule to change the schedule of a resumed run)"
             )
         if not ckpt.is_file():
             raise RunError(f"--resume: no checkpoint {ckpt} yet; start again without --resume")
         new_run["baseline"] = old.get("baseline")
         new_run["sessions"] = [*old.get("sessions", [old["hardware"]]), new_run["hardware"]]
+        new_run["reschedules"] = list(old.get("reschedules", []))
+        if changes:
+            done = _checkpoint_step(ckpt)
+            if done >= config.iterations:
+                raise RunError(
+                    f"--reschedule: iterations={config.iterations} is not above the "
+                    f"checkpoint's {done} iterations: nothing left to train"
+                )
+            new_run["reschedules"].append({"step": done, "changes": changes})
     else:
         if ckpt.exists() or (out / "model.safetensors").exists():
             raise RunError(
