@@ -13,7 +13,9 @@ Steps (deterministic for a given set of package versions):
 4. write PNGs (zlib level 9):
    ``data/train/real/``, ``data/train/synthetic/``, the held-out test set
    ``data/test/ReSynDemo/HR`` (mod-12 crops of photos that are NOT in the training pool) with
-   ``LR_bicubic/X{2,3,4}/<name>x{s}.png`` made by ``imresize(HR, 1/s)``, and ``data/examples/``;
+   ``LR_bicubic/X{2,3,4}/<name>x{s}.png`` made by ``imresize(HR, 1/s)``, a second one laid out
+   the same, ``data/test/ReSynUnseen`` (photos used for nothing but reporting), and
+   ``data/examples/``;
 5. write ``data/LICENSES.md`` (every file with source, author, license) and check the total size
    is at most 25 MB.
 
@@ -291,6 +293,37 @@ TEST = [
     ),
 ]
 
+# A second held-out set, used for nothing but reporting: no training, no choice of checkpoint or
+# hyper-parameter looked at it (ReSynDemo is the validation set of the shipped weights' runs, so
+# their checkpoints were chosen on it). The only photos of the sources left unused: three
+# mate-backgrounds close-ups of foliage, two non-overlapping crops each.
+UNSEEN_SET = "ReSynUnseen"
+_BLINDS = Item(
+    "blinds", "mate-backgrounds", f"{MATE}/nature/Blinds.jpg", "Lennart Poettering", "GPL-2+"
+)
+_MEADOW = Item(
+    "greenmeadow",
+    "mate-backgrounds",
+    f"{MATE}/nature/GreenMeadow.jpg",
+    "Timothy Schellhase",
+    "GPL-2+",
+)
+_RAIN = Item(
+    "raindrops",
+    "mate-backgrounds",
+    f"{MATE}/nature/RainDrops.jpg",
+    '"blackcombwhistler07"',
+    "GPL-2+",
+)
+UNSEEN = [
+    (_BLINDS, "blinds_a", (288, 384), (0.5, 0.2)),
+    (_BLINDS, "blinds_b", (288, 384), (0.5, 0.75)),
+    (_MEADOW, "greenmeadow_a", (288, 384), (0.3, 0.25)),
+    (_MEADOW, "greenmeadow_b", (288, 384), (0.7, 0.75)),
+    (_RAIN, "raindrops_a", (288, 384), (0.35, 0.3)),
+    (_RAIN, "raindrops_b", (288, 384), (0.6, 0.8)),
+]
+
 # README examples: a small photo crop to upscale and a noisy version (sigma 25) to denoise.
 EXAMPLE_SOURCE = Item("chelsea", "skimage", "chelsea", "Stefan van der Walt", "CC0-1.0")
 EXAMPLE_SCALE = 2 / 3  # 451x300 -> 301x200 with imresize, then crop
@@ -401,15 +434,19 @@ def main() -> None:
             rows.append((rel, item, how))
             print(f"{rel}: {img.shape[1]}x{img.shape[0]}", flush=True)
 
-    for item, size, centre in TEST:
+    tests = [(TEST_SET, item, item.name, size, centre) for item, size, centre in TEST]
+    tests += [(UNSEEN_SET, *entry) for entry in UNSEEN]
+    for test_set, item, name, size, centre in tests:
         src = load(item, roots)
         hr = mod_crop(crop(fit(src), size, centre), TEST_MOD)
-        rel = f"test/{TEST_SET}/HR/{item.name}.png"
+        rel = f"test/{test_set}/HR/{name}.png"
         save_png(out / rel, hr)
         how = f"resized to long side {MAX_SIDE}, {hr.shape[1]}x{hr.shape[0]} crop"
+        if test_set == UNSEEN_SET:
+            how += f" centred at ({centre[0]}, {centre[1]}) of the height and width"
         rows.append((rel, item, how))
         for s in TEST_SCALES:
-            lr_rel = f"test/{TEST_SET}/LR_bicubic/X{s}/{item.name}x{s}.png"
+            lr_rel = f"test/{test_set}/LR_bicubic/X{s}/{name}x{s}.png"
             save_png(out / lr_rel, imresize(hr, 1.0 / s))
             rows.append((lr_rel, item, f"`imresize(HR, 1/{s})` of the HR above"))
         print(f"{rel}: {hr.shape[1]}x{hr.shape[0]}", flush=True)
