@@ -44,13 +44,9 @@ from make_bundled_data import (  # noqa: E402
 )
 
 from resyn.complexity import raw_features  # noqa: E402
-from resyn.data.filters import (  # noqa: E402
-    DEFAULT_BLUR_THRESHOLD,
-    DEFAULT_FLAT_THRESHOLD,
-    flat_ratio,
-    laplacian_variance,
-    to_gray,
-)
+from resyn.data.config import BuildOptions  # noqa: E402
+from resyn.data.filters import flat_ratio, laplacian_variance, to_gray  # noqa: E402
+from resyn.data.select import quality_reason  # noqa: E402
 
 TILE = 512
 SIZES = (1024, 2048)  # long side of the resized original the tiles are cut from
@@ -75,6 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     roots = fetch_packages(args.cache)
     raws: list[float] = []
+    defaults = BuildOptions()  # the builder's default blur and flatness thresholds
     for kind, items in (("real", REAL_TRAIN), ("synthetic", SYNTHETIC_TRAIN)):
         for item in items:
             src = load(item, roots)
@@ -85,13 +82,13 @@ def main() -> None:
                     continue
                 done.add(img.shape[:2])
                 cut = tiles(img) or [(0, 0, img)]  # smaller than a tile: the whole image
-                for r, c, tile in cut:
+                for r, c, view in cut:
+                    tile = np.ascontiguousarray(view)
                     path = args.out / kind / f"{item.name}_{side}_{r}{c}.png"
                     if not path.is_file():
-                        save_png(path, np.ascontiguousarray(tile))
-                    gray = to_gray(np.ascontiguousarray(tile))
-                    sharp = laplacian_variance(gray) >= DEFAULT_BLUR_THRESHOLD
-                    if sharp and flat_ratio(gray) <= DEFAULT_FLAT_THRESHOLD:
+                        save_png(path, tile)
+                    gray = to_gray(tile)
+                    if quality_reason(laplacian_variance(gray), flat_ratio(gray), defaults) is None:
                         raws.append(raw_features(tile)["raw"])
             print(f"{kind}/{item.name}: {len(raws)} sharp tiles so far", flush=True)
     center = statistics.median(raws)

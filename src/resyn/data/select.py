@@ -15,6 +15,16 @@ from resyn.data.config import BuildOptions, Source
 from resyn.data.manifest import KEPT, REJECTED, ManifestRow
 
 
+def quality_reason(blur: float, flat: float, options: BuildOptions) -> str | None:
+    """Why an image with this Laplacian variance and flat-pixel share fails the blur or the
+    flatness filter (a manifest ``reason``), or None when it passes both."""
+    if blur < options.blur_threshold:
+        return f"blurry: Laplacian variance {blur:.1f} < {options.blur_threshold:g}"
+    if flat > options.flat_threshold:
+        return f"flat: flat share {flat:.3f} > {options.flat_threshold:g}"
+    return None
+
+
 def _balance_key(seed: int, source: str, relpath: str) -> str:
     return hashlib.sha256(f"{seed}\0{source}\0{relpath}".encode()).hexdigest()
 
@@ -68,12 +78,8 @@ def decide(
                 row.reason = (
                     f"too-small: {row.width}x{row.height}, both sides must be >= {options.min_size}"
                 )
-            elif row.blur < options.blur_threshold:
-                row.reason = (
-                    f"blurry: Laplacian variance {row.blur:.1f} < {options.blur_threshold:g}"
-                )
-            elif row.flat > options.flat_threshold:
-                row.reason = f"flat: flat share {row.flat:.3f} > {options.flat_threshold:g}"
+            elif reason := quality_reason(row.blur, row.flat, options):
+                row.reason = reason
             elif row.complexity is None:
                 row.reason = f"unscorable: {rec.get('complexity_error', 'no complexity score')}"
             else:
