@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -164,6 +165,7 @@ def main() -> None:
             "reschedules": meta.get("reschedules", []),
             "device": device_text(meta["hardware"]),
             "source": source,
+            "data": train_data(meta),
         }
         init = meta["model"].get("init")
         stages = [*earlier_stages(init), stage] if init else [stage]
@@ -177,7 +179,7 @@ def main() -> None:
             "patch": cfg["patch"],
             "lr": cfg["optim"]["lr"],
             "stages": stages,
-            "training_set": "runs/resyn-train: resyn dataset build of data/train (see model card)",
+            "training_sets": sorted({stage_data(st)["train"] for st in stages}),
             "source": source,
         }
         target = WEIGHTS / f"{task_name}.safetensors"
@@ -216,6 +218,72 @@ def earlier_stages(init: dict) -> list[dict]:
     if info.get("hardware"):
         stage["device"] = device_text(info["hardware"])
     return [stage]
+
+
+#: The training set of the stages exported before each stage recorded its own (stages 1-3 of
+#: the shipped SR weights and the denoising run all trained on this build).
+BUNDLED_BUILD = {
+    "train": "runs/resyn-train",
+    "images": 12,
+    "sources": ["data/train/real", "data/train/synthetic"],
+    "center": 12.6,
+}
+#: What the source folders of a build are, for the card.
+SOURCE_TEXT = {
+    "data/train": "the bundled pools",
+    "runs/pool": "512-px tiles of the originals of data/train's sources "
+    "(scripts/build_training_pool.py)",
+}
+
+
+def train_data(meta: dict) -> dict:
+    """The run's training set: folder, image count, and the build's sources and centre (from
+    the ``resyn_dataset.json`` that ``resyn dataset build`` writes) when the folder has them."""
+    train = Path(meta["data"]["train"])
+    facts: dict = {"train": train.as_posix(), "images": meta["data"]["train_images"]}
+    built = (train if train.is_absolute() else ROOT / train) / "resyn_dataset.json"
+    if built.is_file():
+        spec = json.loads(built.read_text())
+        facts["sources"] = [
+            Path(os.path.relpath((built.parent / src["path"]).resolve(), ROOT)).as_posix()
+            for src in spec["sources"]
+        ]
+        facts["center"] = spec["options"].get("center")
+    return facts
+
+
+def stage_data(stage: dict) -> dict:
+    return stage.get("data") or BUNDLED_BUILD
+
+
+def data_text(facts: dict) -> str:
+    text = f"{facts['images']} training images in {facts['train']}"
+    if facts.get("sources"):
+        parents = sorted({Path(src).parent.as_posix() for src in facts["sources"]})
+        what = ", ".join(SOURCE_TEXT.get(p, p) for p in parents)
+        text += f" (`resyn dataset build` of {what}: {', '.join(facts['sources'])}"
+        if facts.get("center") is not None:
+            text += f"; complexity centre {facts['center']}"
+        text += ")"
+    return text
+
+
+def data_line(stages: list[dict]) -> str:
+    """Each distinct training set with the stages that used it, in order."""
+    groups: list[tuple[dict, list[int]]] = []
+    for i, st in enumerate(stages, 1):
+        facts = stage_data(st)
+        if groups and groups[-1][0] == facts:
+            groups[-1][1].append(i)
+        else:
+            groups.append((facts, [i]))
+    if len(groups) == 1:
+        return data_text(groups[0][0])
+    return "; ".join(
+        f"stage{'s' if len(ids) > 1 else ''} {ids[0]}{f'-{ids[-1]}' if len(ids) > 1 else ''}: "
+        + data_text(facts)
+        for facts, ids in groups
+    )
 
 
 def device_text(hw: dict) -> str:
@@ -306,11 +374,8 @@ def model_card(
         *training,
         f"- wall time: {info['wall_time_s'] / 3600:.2f} h of training in all, on CPUs shared with "
         "other jobs (each stage's machine above)",
-        f"- data: {meta['data']['train_images']} training images (`resyn dataset build` of the bundled "
-        "pools data/train/real and data/train/synthetic, complexity centre 12.6 = the pool's "
-        "median, so both halves survive balancing); held-out evaluation on "
-        f"data/test/ReSynDemo ({meta['data']['val_images']} photos, none of them or their source "
-        "files in training)",
+        f"- data: {data_line(stages)}; held-out evaluation on data/test/ReSynDemo "
+        f"({meta['data']['val_images']} photos, none of them or their source files in training)",
         f"- target (issue 7): {TARGETS.get(task, '-')}",
         "",
         *results_table("ReSynDemo (held-out; the validation set)", results),
