@@ -41,6 +41,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from resyn.data import layout  # noqa: E402
 from resyn.degrade import parse_task  # noqa: E402
 from resyn.io.atomic import atomic_write_text  # noqa: E402
 from resyn.models import build_model, save_model  # noqa: E402
@@ -238,10 +239,10 @@ SOURCE_TEXT = {
 
 def train_data(meta: dict) -> dict:
     """The run's training set: folder, image count, and the build's sources and centre (from
-    the ``resyn_dataset.json`` that ``resyn dataset build`` writes) when the folder has them."""
+    the definition ``resyn dataset build`` records, ``layout.CONFIG``) when the folder has one."""
     train = Path(meta["data"]["train"])
     facts: dict = {"train": train.as_posix(), "images": meta["data"]["train_images"]}
-    built = (train if train.is_absolute() else ROOT / train) / "resyn_dataset.json"
+    built = (train if train.is_absolute() else ROOT / train) / layout.CONFIG
     if built.is_file():
         spec = json.loads(built.read_text())
         facts["sources"] = [
