@@ -117,7 +117,7 @@ def test_vertical_branch_is_horizontal_branch_on_the_transposed_image():
     kt, vt = _grid_transpose(k, H, W).transpose(1, 2), _grid_transpose(v, H, W).transpose(1, 2)
     on_transposed = bi_wkv(kt, vt, cross.decay_v / T, cross.first_v / T).transpose(1, 2)
     assert torch.allclose(vertical, _grid_transpose(on_transposed, W, H), atol=1e-6)
-    both = cross(k, v, (H, W))
+    both = cross(k, v, (H, W)).transpose(1, 2)  # tokens out
     assert torch.allclose(both, cross.branch(k, v, (H, W), False) + vertical, atol=1e-6)
 
 
@@ -125,8 +125,9 @@ def test_cross_bi_wkv_is_transpose_symmetric_when_branches_share_parameters():
     H, W, C = 3, 5, 4
     cross = CrossBiWKV(C)  # both branches start from the same fancy init
     k, v = torch.randn(1, C, H * W), torch.randn(1, C, H * W)
-    out_t = cross(_grid_transpose(k, H, W), _grid_transpose(v, H, W), (W, H))
-    assert torch.allclose(_grid_transpose(out_t, W, H), cross(k, v, (H, W)), atol=1e-6)
+    out_t = cross(_grid_transpose(k, H, W), _grid_transpose(v, H, W), (W, H)).transpose(1, 2)
+    want = cross(k, v, (H, W)).transpose(1, 2)
+    assert torch.allclose(_grid_transpose(out_t, W, H), want, atol=1e-6)
 
 
 def test_fancy_init_values():

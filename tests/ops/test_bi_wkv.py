@@ -41,9 +41,9 @@ def rel_err(a, b):
     return ((a.double() - b.double()).abs().max() / scale).item()
 
 
-def check_against_naive(B, T, C, wT, uT, seed, chunk=None, method="auto"):
+def check_against_naive(B, T, C, wT, uT, seed, chunk=None, method="auto", backend=None):
     k, v, w, u = make_inputs(B, T, C, wT, uT, seed)
-    y = bi_wkv(k, v, w, u, chunk=chunk, method=method)
+    y = bi_wkv(k, v, w, u, chunk=chunk, method=method, backend=backend)
     ref = oracle.naive_bi_wkv(k, v, w, u)
     assert y.dtype == torch.float32 and y.shape == (B, T, C)
     assert rel_err(y, ref) <= TOL
@@ -59,11 +59,13 @@ def test_dominant_token_k_gradient():
     # the k_2 gradient (1.3e-5) is about 1e-5 of its terms. The float32 scans alone were off by
     # 6.9e-7 (scaled) and 2.2e-7 (general) absolute; the guard recomputes such calls in float64.
     check_against_naive(1, 6, 1, 0.0, -39.0, seed=4768, method="general")
-    check_against_naive(1, 6, 1, 0.0, -39.0, seed=4768, method="auto")
+    check_against_naive(1, 6, 1, 0.0, -39.0, seed=4768, method="auto", backend="torch")
+    check_against_naive(1, 6, 1, 0.0, -39.0, seed=4768, method="auto")  # compiled, if built
 
 
 @pytest.mark.parametrize("method", ["auto", "general"])
 def test_cancellation_guard_takes_float64_only_where_needed(method, monkeypatch):
+    # The pure-PyTorch paths' guard (the compiled kernel's: tests/ops/test_bi_wkv_compiled.py).
     from resyn.ops import _bi_wkv_refine
 
     fired = []  # the float32 calls' decisions (the float64 rerun checks itself too)
@@ -78,10 +80,10 @@ def test_cancellation_guard_takes_float64_only_where_needed(method, monkeypatch)
     monkeypatch.setattr(_bi_wkv_refine.Guard, "cancelled", record)
     g = torch.randn(1, 6, 1, generator=torch.Generator().manual_seed(4769))
     k, v, w, u = make_inputs(1, 6, 1, 0.0, -39.0, seed=4768)
-    torch.autograd.grad(bi_wkv(k, v, w, u, method=method), (k, v, w, u), g)
+    torch.autograd.grad(bi_wkv(k, v, w, u, method=method, backend="torch"), (k, v, w, u), g)
     # the model's range (|w·T| <= 5, |u·T| <= 5, k in ±3): float32 suffices
     k, v, w, u = make_inputs(2, 300, 8, 5.0, 5.0, seed=1, k_range=3.0)
-    y = bi_wkv(k, v, w, u, method=method)
+    y = bi_wkv(k, v, w, u, method=method, backend="torch")
     torch.autograd.grad(y, (k, v, w, u), torch.randn_like(y))
     assert fired == [True, False]
 
@@ -90,9 +92,13 @@ def test_cancellation_guard_takes_float64_only_where_needed(method, monkeypatch)
 @pytest.mark.parametrize(
     "wT,uT", [(0.0, 0.0), (3.0, 1.0), (50.0, 50.0), (-50.0, -50.0), (50.0, -50.0), (-50.0, 50.0)]
 )
-@pytest.mark.parametrize("method", ["auto", "general"])
-def test_matches_formula(T, wT, uT, method):
-    check_against_naive(2, T, 4, wT, uT, seed=T, method=method)
+@pytest.mark.parametrize(
+    "method,backend", [("auto", None), ("auto", "torch"), ("general", None)]
+)
+def test_matches_formula(T, wT, uT, method, backend):
+    # ("auto", None) is the compiled kernel where it builds, ("auto", "torch") the pure path's
+    # own choice between its scaled and general methods.
+    check_against_naive(2, T, 4, wT, uT, seed=T, method=method, backend=backend)
 
 
 @pytest.mark.parametrize("T", [1, 2, 17, 333])

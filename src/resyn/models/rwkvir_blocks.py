@@ -11,7 +11,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from resyn.ops import bi_wkv
+from resyn.ops import bi_wkv, cross_bi_wkv
+from resyn.ops.bi_wkv import _transpose_grid
 
 
 def to_tokens(x: Tensor) -> Tensor:
@@ -136,13 +137,23 @@ class CrossBiWKV(nn.Module):
         self.first_v = nn.Parameter(first.clone())
 
     def forward(self, k: Tensor, v: Tensor, hw: tuple[int, int]) -> Tensor:
-        """k, v channels-first (B, C, T) with T = H·W row-major; returns (B, C, T)."""
-        # Two calls rather than one on concatenated channels: a concatenation would copy k and
-        # v once more, and on a large image every full-size copy costs as much as a scan.
-        return self.branch(k, v, hw, vertical=False) + self.branch(k, v, hw, vertical=True)
+        """k, v channels-first (B, C, T) with T = H·W row-major; returns (B, T, C) tokens.
+
+        Both branches read k and v in place (the compiled kernel walks the grid column-major
+        for the vertical one) and their sum is written once, in the token layout the key
+        LayerNorm reads next.
+        """
+        w, u = self.params(k.shape[-1], k.dtype)
+        return cross_bi_wkv(k, v, w, u, hw)
+
+    def params(self, T: int, dtype: torch.dtype) -> tuple[tuple[Tensor, Tensor], ...]:
+        """((w_h, w_v), (u_h, u_v)): the per-position decays and bonuses for length T."""
+        w = ((self.decay_h / T).to(dtype), (self.decay_v / T).to(dtype))
+        u = ((self.first_h / T).to(dtype), (self.first_v / T).to(dtype))
+        return w, u
 
     def branch(self, k: Tensor, v: Tensor, hw: tuple[int, int], vertical: bool) -> Tensor:
-        """One branch, channels-first like ``forward``."""
+        """One branch alone, channels-first in and out (tests, analysis)."""
         T = k.shape[-1]
         decay, first = (self.decay_v, self.first_v) if vertical else (self.decay_h, self.first_h)
         w, u = (decay / T).to(k.dtype), (first / T).to(k.dtype)
@@ -151,12 +162,6 @@ class CrossBiWKV(nn.Module):
         H, W = hw
         y = bi_wkv(_transpose_grid(k, H, W), _transpose_grid(v, H, W), w, u, channels_first=True)
         return _transpose_grid(y, W, H)
-
-
-def _transpose_grid(x: Tensor, H: int, W: int) -> Tensor:
-    """(B, C, H·W) row-major over an H x W grid -> column-major (row-major over W x H)."""
-    B, C, T = x.shape
-    return x.view(B, C, H, W).transpose(2, 3).reshape(B, C, T)
 
 
 class SpatialMix(nn.Module):
@@ -189,7 +194,7 @@ class SpatialMix(nn.Module):
         xs = self.shift(to_image(x, hw)).flatten(2)  # (B, C, T)
         kvr = torch.cat((self.key.weight, self.value.weight, self.receptance.weight))
         k, v, r = torch.matmul(kvr, xs).chunk(3, dim=1)
-        y = self.wkv(k, v, hw).transpose(1, 2)  # (B, T, C)
+        y = self.wkv(k, v, hw)  # (B, T, C)
         if self.key_norm is not None:
             y = self.key_norm(y)
         return self.output(torch.sigmoid(r).transpose(1, 2) * y)

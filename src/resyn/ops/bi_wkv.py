@@ -8,24 +8,79 @@ For every batch b, channel c and position t of a length-T sequence:
 ``w`` and ``u`` are per-channel (the model passes decay / T and first / T). The computation
 never forms a T×T matrix: see ``resyn.ops._bi_wkv_torch`` for the algorithm, which runs on every
 device PyTorch supports. Inputs in bf16/fp16 are computed in float32 and returned in their dtype.
+
+Backends: on a CPU the compiled kernel of ``_bi_wkv_cpp`` (built on first use) and on CUDA the
+Triton kernel of ``_bi_wkv_triton``, both through the custom ops of ``_bi_wkv_kernel``; the
+pure-PyTorch path runs wherever they are not available, for graph capture by tracing (ONNX), and
+when asked for (``backend="torch"`` or ``RESYN_BI_WKV=torch`` in the environment).
+``bi_wkv_backend_status`` says which one runs and why.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import Tensor
 
-from resyn.ops import _bi_wkv_scaled
+from resyn.ops import _bi_wkv_kernel, _bi_wkv_scaled
 from resyn.ops._bi_wkv_torch import BiWKVFunction, chunk_length, traceable_forward
 
 METHODS = ("auto", "scaled", "general")
+BACKENDS = ("auto", "compiled", "torch")
 
-_BACKENDS = ("torch",)
+
+def _env_backend() -> str:
+    value = os.environ.get("RESYN_BI_WKV", "auto").strip().lower() or "auto"
+    if value not in BACKENDS:
+        raise ValueError(
+            f"RESYN_BI_WKV must be one of {', '.join(BACKENDS)}, not {value!r}"
+        )
+    return value
+
+
+def bi_wkv_backend_status(device: str | torch.device = "cpu") -> tuple[str, str]:
+    """(backend, reason) for tensors on ``device``: ``compiled`` when its kernel is usable
+    (building it on the first call), else ``torch`` and why."""
+    device = torch.device(device)
+    if _env_backend() == "torch":
+        return "torch", "RESYN_BI_WKV=torch forces the pure-PyTorch path"
+    if device.type == "cpu":
+        from resyn.ops import _bi_wkv_cpp
+
+        ok, why = _bi_wkv_cpp.available()
+        return ("compiled", f"C++ kernel, {why}") if ok else ("torch", why)
+    if device.type == "cuda":
+        try:
+            from resyn.ops import _bi_wkv_triton
+        except ImportError as exc:
+            return "torch", f"Triton path not importable ({exc})"
+        ok, why = _bi_wkv_triton.available()
+        return ("compiled", f"Triton kernel, {why}") if ok else ("torch", why)
+    return "torch", f"no compiled kernel for {device.type}"
 
 
 def bi_wkv_backends() -> list[str]:
-    """The implementations available on this machine (``torch`` always)."""
-    return list(_BACKENDS)
+    """The implementations usable on this machine's CPU: ``torch`` always, ``compiled`` when the
+    C++ kernel builds and loads."""
+    return ["compiled", "torch"] if bi_wkv_backend_status("cpu")[0] == "compiled" else ["torch"]
+
+
+def _use_kernel(t: Tensor, backend: str | None, generic: bool) -> bool:
+    """Whether a call runs through the compiled kernel. ``generic``: the caller asked for no
+    particular pure-PyTorch method or chunk length."""
+    choice = _env_backend() if backend is None else backend
+    if choice not in BACKENDS:
+        raise ValueError(f"bi_wkv: backend must be one of {', '.join(BACKENDS)}, not {choice!r}")
+    if choice == "torch" or torch.jit.is_tracing() or t.device.type == "meta":
+        return False
+    usable = _bi_wkv_kernel.backend_for(t.device) is not None
+    if choice == "compiled" and not usable:
+        raise ValueError(
+            f"bi_wkv: backend='compiled' but no compiled kernel runs on {t.device}: "
+            f"{bi_wkv_backend_status(t.device)[1]}"
+        )
+    return usable and (generic or choice == "compiled")
 
 
 def _compute_dtype(v: Tensor) -> torch.dtype:
@@ -43,6 +98,7 @@ def bi_wkv(
     method: str = "auto",
     chunk: int | None = None,
     channels_first: bool = False,
+    backend: str | None = None,
 ) -> Tensor:
     """Bi-WKV of ``k``, ``v`` (B, T, C) with per-channel decay ``w`` and bonus ``u`` (C,).
 
@@ -51,7 +107,9 @@ def bi_wkv(
     the model), ``"general"`` (per-position offsets and chunking: exact for any input), or
     ``"auto"`` (scaled where it is exact, general elsewhere). ``chunk`` forces the general
     path's chunk length (tests, benchmarks). ``channels_first=True`` takes and returns
-    (B, C, T) instead, the layout the scaled path works in (no transposes).
+    (B, C, T) instead (no transposes on any path). ``backend``: ``"auto"`` (the compiled kernel
+    where it runs, unless ``method`` or ``chunk`` asks for a pure-PyTorch path), ``"compiled"``
+    (an error where it does not run), ``"torch"``; default: ``$RESYN_BI_WKV`` or ``"auto"``.
     """
     if method not in METHODS:
         raise ValueError(f"bi_wkv: method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -62,6 +120,11 @@ def bi_wkv(
     if v.numel() == 0 or v.device.type == "meta":
         # meta tensors carry shapes only (FLOP counting, shape inference): nothing to compute
         return torch.empty_like(v)
+    if _use_kernel(v, backend, method == "auto" and chunk is None):
+        kk, vv = (x.to(v.dtype) for x in (k, v))
+        if not channels_first:
+            kk, vv = kk.transpose(1, 2), vv.transpose(1, 2)
+        return _bi_wkv_kernel.wkv(kk, vv, w.to(cdt)[None], u.to(cdt)[None], 0, not channels_first)
     k, v, w, u = k.to(cdt), v.to(cdt), w.to(cdt), u.to(cdt)
     tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (k, v, w, u))
@@ -127,3 +190,44 @@ def _validate(k: Tensor, v: Tensor, w: Tensor, u: Tensor, channels_first: bool =
         for name, t in (("w", w), ("u", u)):
             if not bool(torch.isfinite(t.detach()).all()):
                 raise ValueError(f"bi_wkv: {name} contains NaN or Inf")
+
+
+def cross_bi_wkv(
+    k: Tensor,
+    v: Tensor,
+    w: tuple[Tensor, Tensor],
+    u: tuple[Tensor, Tensor],
+    hw: tuple[int, int],
+    *,
+    backend: str | None = None,
+) -> Tensor:
+    """Cross-Bi-WKV: Bi-WKV over row-major tokens plus Bi-WKV over column-major tokens.
+
+    ``k``, ``v``: (B, C, H·W) channels-first, row-major over the H x W grid ``hw``; ``w``, ``u``:
+    (horizontal, vertical) per-channel decays and bonuses, each (C,). Returns the sum as (B, H·W, C)
+    tokens. The compiled kernel reads both orders in place; the pure-PyTorch path transposes the
+    grid for the vertical branch.
+    """
+    H, W = hw
+    _validate(k, v, w[0], u[0], channels_first=True)
+    _validate(k, v, w[1], u[1], channels_first=True)
+    if k.shape[-1] != H * W:
+        raise ValueError(f"cross_bi_wkv: T = {k.shape[-1]} is not H x W = {H} x {W}")
+    if v.numel() == 0 or v.device.type == "meta":
+        return torch.empty_like(v).transpose(1, 2)
+    cdt = _compute_dtype(v)
+    if _use_kernel(v, backend, True):
+        ws = torch.stack([x.to(cdt) for x in w])
+        us = torch.stack([x.to(cdt) for x in u])
+        return _bi_wkv_kernel.wkv(k.to(v.dtype), v, ws, us, H, True)
+    pure = "torch"
+    y = bi_wkv(k, v, w[0], u[0], channels_first=True, backend=pure)
+    yv = bi_wkv(_transpose_grid(k, H, W), _transpose_grid(v, H, W), w[1], u[1],
+                channels_first=True, backend=pure)
+    return (y + _transpose_grid(yv, W, H)).transpose(1, 2)
+
+
+def _transpose_grid(x: Tensor, H: int, W: int) -> Tensor:
+    """(B, C, H·W) row-major over an H x W grid -> column-major (row-major over W x H)."""
+    B, C, T = x.shape
+    return x.view(B, C, H, W).transpose(2, 3).reshape(B, C, T)
