@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-SOURCE = Path(__file__).with_name("csrc") / "bi_wkv_cpu.cpp"
+CSRC = Path(__file__).with_name("csrc")
+SOURCE = CSRC / "bi_wkv_cpu.cpp"  # includes the headers next to it
 NAME = "resyn_bi_wkv_cpu"
 # -fopenmp: at::parallel_for's OpenMP region is compiled here; -fno-math-errno and
 # -fno-trapping-math let the lane loops vectorise without -ffast-math (which would assume no inf).
@@ -69,8 +70,9 @@ def _compiler_version(cxx: str) -> str:
 
 def build_dir(flags: list[str], cxx: str) -> Path:
     key = hashlib.sha256()
+    sources = [f.read_bytes() for f in sorted(CSRC.iterdir()) if f.suffix in (".cpp", ".h")]
     for part in (
-        SOURCE.read_bytes(),
+        *sources,
         torch.__version__.encode(),
         sys.version.encode(),
         " ".join(flags).encode(),

@@ -71,7 +71,10 @@ def wkv_forward(
         raise RuntimeError(f"resyn::wkv_forward: no compiled Bi-WKV backend for {k.device}")
     y = torch.empty((B, T, C) if tokens_out else (B, C, T), dtype=k.dtype, device=k.device)
     shape = _saved_shape(n, B, C, T, k.device) if save else (0,)
-    ys, top, den = (torch.empty(shape, dtype=_acc(k.dtype), device=k.device) for _ in range(3))
+    # The CPU layout pads channels to blocks of 16 that no task writes when C % 16 != 0:
+    # zeros there keep the outputs deterministic.
+    alloc = torch.zeros if save and C % 16 and k.device.type == "cpu" else torch.empty
+    ys, top, den = (alloc(shape, dtype=_acc(k.dtype), device=k.device) for _ in range(3))
     for i in range(n):
         into = (ys[i], top[i], den[i]) if save else None
         backend.forward(
@@ -150,7 +153,7 @@ def _torch_float64_backward(k, v, w, u, grid_h, tokens_out, grad):
     float64 kernels."""
     from resyn.ops._bi_wkv_torch import bi_wkv_backward, bi_wkv_forward, chunk_length
 
-    B, C, T = k.shape
+    T = k.shape[-1]
     g = _out_view(grad.to(torch.float64), tokens_out)
     gk = torch.zeros_like(k)
     gv = torch.zeros_like(v)
