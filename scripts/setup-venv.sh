@@ -37,4 +37,7 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
     ${torch_index[@]+"${torch_index[@]}"} "$torch_req" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]" >&2
+# Build the compiled CPU Bi-WKV now rather than at its first use (about a minute, cached per
+# machine in ~/.cache/resyn); a failure only means the pure-PyTorch path runs, as `resyn info` says.
+.venv/bin/python -m resyn.ops._bi_wkv_cpp >&2 || true
 echo "$want" > "$stamp"

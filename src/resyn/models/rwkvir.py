@@ -118,7 +118,7 @@ class RWKVIR(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         hw = (x.shape[-2], x.shape[-1])
-        t = to_tokens(x)
+        t = to_tokens(x).contiguous()  # tokens contiguous from here on (see rwkvir_blocks)
         for layer in self.layers:
             t = layer(t, hw)
         return to_image(self.norm(t), hw)

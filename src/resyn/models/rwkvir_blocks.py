@@ -105,13 +105,22 @@ class DCShift(nn.Module):
         self.act = nn.GELU()
         self.scale = nn.Parameter(torch.ones(dim, 1, 1)) if residual else None
 
-    def forward(self, x: Tensor) -> Tensor:  # x: (B, C, H, W)
-        y = self.act(self.norm_in(self.pw_in(x)))
+    def forward(self, x: Tensor) -> Tensor:  # x: (B, C, H, W), best channels-last
+        y = self.act(self.norm_in(_pointwise(self.pw_in, x)))
         y = self.act(self.dw(y))
-        y = self.norm_out(self.pw_out(y))
+        y = self.norm_out(_pointwise(self.pw_out, y))
         if self.scale is not None:
             return x + self.scale * y
         return y
+
+
+def _pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """A 1x1 convolution as one matrix product over the pixels, in channels-last memory (the
+    same parameters as ``conv``; CPU convolution would copy the map and run im2col)."""
+    B, C, H, W = x.shape
+    tokens = x.permute(0, 2, 3, 1).reshape(B, H * W, C)
+    y = nn.functional.linear(tokens, conv.weight.flatten(1), conv.bias)
+    return y.view(B, H, W, -1).permute(0, 3, 1, 2)
 
 
 def fancy_init(dim: int, layer: int, n_layers: int) -> tuple[Tensor, Tensor]:

@@ -136,7 +136,7 @@ def _try_load() -> tuple[bool, str]:
     for flags in (FLAGS, FALLBACK_FLAGS):
         try:
             _load(flags, cxx)
-            return True, f"compiled ({' '.join(flags)})"
+            return True, f"built with {' '.join(flags)}"
         except Exception as exc:  # a failed build must leave the pure path running
             errors.append(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
     return False, "build failed: " + "; ".join(errors)
@@ -185,3 +185,9 @@ def backward(
     )
     gw, gu = stats[0].sum(0), stats[1].sum(0)
     return gw, gu, stats[2].max(), stats[3].max()
+
+
+if __name__ == "__main__":  # scripts/setup-venv.sh: build (or load) once, say the outcome
+    ok, why = available()
+    took = f" in {build_seconds:.0f} s" if build_seconds is not None else ""
+    print(f"[resyn] CPU Bi-WKV: {'compiled' if ok else 'pure PyTorch'}{took} ({why})", file=sys.stderr)

@@ -43,12 +43,38 @@ def _acc(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _saved_shape(n: int, B: int, C: int, T: int, device: torch.device) -> tuple[int, ...]:
+def _saved_specs(
+    n: int, B: int, C: int, T: int, device: torch.device, dtype: torch.dtype
+) -> list[tuple[tuple[int, ...], torch.dtype]]:
+    """Shapes and dtypes of the three saved tensors (n branches stacked). CPU: y, top and den
+    (16-channel blocks, accumulation dtype). CUDA (Triton): y (float32), log D (float64) and
+    an unused empty third."""
     if device.type == "cpu":
         from resyn.ops._bi_wkv_cpp import saved_shape
 
-        return (n, *saved_shape(B, C, T))
-    return (n, B, C, T)
+        shape = (n, *saved_shape(B, C, T))
+        return [(shape, _acc(dtype))] * 3
+    return [((n, B, C, T), torch.float32), ((n, B, C, T), torch.float64), ((0,), torch.float32)]
+
+
+def _branch_forward(backend, k, v, w, u, grid, out, add, into) -> None:
+    """One branch through ``backend``, its saved tensors written into ``into`` (or None)."""
+    if device_is_cpu(k):
+        backend.forward(k, v, w, u, grid, out, add, into)
+        return
+    saved = backend.forward(k, v, w, u, grid, out, add, into is not None)
+    if into is not None:
+        into[0].copy_(saved[0])
+        into[1].copy_(saved[1])
+
+
+def _branch_saved(k: Tensor, saved: tuple[Tensor, Tensor, Tensor], i: int) -> tuple:
+    ys, top, den = saved
+    return (ys[i], top[i], den[i]) if device_is_cpu(k) else (ys[i], top[i])
+
+
+def device_is_cpu(t: Tensor) -> bool:
+    return t.device.type == "cpu"
 
 
 def _grid(branch: int, grid_h: int) -> int:
@@ -70,15 +96,17 @@ def wkv_forward(
     if backend is None:
         raise RuntimeError(f"resyn::wkv_forward: no compiled Bi-WKV backend for {k.device}")
     y = torch.empty((B, T, C) if tokens_out else (B, C, T), dtype=k.dtype, device=k.device)
-    shape = _saved_shape(n, B, C, T, k.device) if save else (0,)
+    specs = _saved_specs(n, B, C, T, k.device, k.dtype)
+    if not save:
+        specs = [((0,), dt) for _, dt in specs]
     # The CPU layout pads channels to blocks of 16 that no task writes when C % 16 != 0:
     # zeros there keep the outputs deterministic.
-    alloc = torch.zeros if save and C % 16 and k.device.type == "cpu" else torch.empty
-    ys, top, den = (alloc(shape, dtype=_acc(k.dtype), device=k.device) for _ in range(3))
+    alloc = torch.zeros if save and C % 16 else torch.empty
+    ys, top, den = (alloc(shape, dtype=dt, device=k.device) for shape, dt in specs)
     for i in range(n):
-        into = (ys[i], top[i], den[i]) if save else None
-        backend.forward(
-            k, v, w[i].contiguous(), u[i].contiguous(), _grid(i, grid_h),
+        into = _branch_saved(k, (ys, top, den), i) if save else None
+        _branch_forward(
+            backend, k, v, w[i].contiguous(), u[i].contiguous(), _grid(i, grid_h),
             _out_view(y, tokens_out), i > 0, into,
         )
     return y, ys, top, den
@@ -88,8 +116,8 @@ def wkv_forward(
 def _(k, v, w, u, grid_h, tokens_out, save):
     B, C, T = k.shape
     y = k.new_empty((B, T, C) if tokens_out else (B, C, T))
-    shape = _saved_shape(w.shape[0], B, C, T, k.device) if save else (0,)
-    saved = [k.new_empty(shape, dtype=_acc(k.dtype)) for _ in range(3)]
+    specs = _saved_specs(w.shape[0], B, C, T, k.device, k.dtype)
+    saved = [k.new_empty(shape if save else (0,), dtype=dt) for shape, dt in specs]
     return y, *saved
 
 
@@ -128,7 +156,7 @@ def _backward(backend, k, v, w, u, grid_h, tokens_out, grad, saved):
     for i in range(n):
         gw_i, gu_i, term, gk_max = backend.backward(
             k, v, w[i].contiguous(), u[i].contiguous(), _grid(i, grid_h), g,
-            (saved[0][i], saved[1][i], saved[2][i]), gk, gv, i > 0,
+            _branch_saved(k, saved, i), gk, gv, i > 0,
         )
         if acc == torch.float32 and bool(ROUNDING_UNITS * eps * term > TARGET * gk_max):
             if bool(torch.isfinite(term)):
