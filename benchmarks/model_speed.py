@@ -59,6 +59,9 @@ def child(model_name: str, size: int, device: str, repeats: int) -> dict:
     except Exception as exc:
         return {"error": f"build failed: {type(exc).__name__}: {exc}"}
     params = sum(p.numel() for p in model.parameters())
+    from resyn.models.profile import count_flops
+
+    flops = count_flops(model, SCALE, (size * SCALE, size * SCALE))
     x = torch.rand(1, 3, size, size, device=device)
     times = []
     try:
@@ -91,10 +94,25 @@ def child(model_name: str, size: int, device: str, repeats: int) -> dict:
         }
     return {
         "params": params,
+        "flops": flops,
         "seconds": statistics.median(times),
         "peak_mb": peak,
         "threads": torch.get_num_threads(),
     }
+
+
+def gemm_child(repeats: int = 5) -> dict:
+    """float32 GEMM throughput (2048 x 2048 x 2048) with torch's threads: the FLOP floor's rate."""
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return {"gflops": 2 * 2048**3 / statistics.median(times) / 1e9, "threads": torch.get_num_threads()}
 
 
 def measure(model: str, size: int, device: str, repeats: int, timeout: float) -> dict:
@@ -136,6 +154,29 @@ def table(results: dict, sizes: list[int], device: str, models: list[str]) -> st
     return "\n".join(lines + (["", *notes] if notes else []))
 
 
+def floor_table(results: dict, sizes: list[int], models: list[str], gemm: dict) -> str:
+    """Time against the FLOP floor: FLOPs (torch.utils.flop_counter) / measured GEMM rate."""
+    lines = [
+        f"FLOP floor: the model's FLOPs at that size divided by the float32 GEMM rate measured "
+        f"first in this run ({gemm['gflops']:.1f} GFLOP/s, 2048³, {gemm['threads']} threads); "
+        "target (issue 13): RWKV-IR <= 2.5x its floor and >= 3x faster than SwinIR at 256².",
+        "",
+        "| model | " + " | ".join(f"{s}² GFLOP / floor s / time ÷ floor" for s in sizes) + " |",
+        "|" + "---|" * (1 + len(sizes)),
+    ]
+    for model in models:
+        row = [model]
+        for s in sizes:
+            r = results[(model, s, "cpu")]
+            if "flops" not in r or "seconds" not in r:
+                row.append("n/a")
+                continue
+            floor = r["flops"] / (gemm["gflops"] * 1e9)
+            row.append(f"{r['flops'] / 1e9:.1f} / {floor:.2f} / **{r['seconds'] / floor:.2f}x**")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
@@ -148,12 +189,18 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         model, size, device, repeats = args.child
+        if model == "gemm":
+            print(json.dumps(gemm_child()))
+            return
         print(json.dumps(child(model, int(size), device, int(repeats))))
         return
 
     import torch
 
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    gemm = measure("gemm", 0, "cpu", 1, 600) if "cpu" in devices else None
+    if gemm:
+        print(f"cpu float32 GEMM: {gemm['gflops']:.1f} GFLOP/s ({gemm['threads']} threads)")
     results = {}
     for device in devices:
         for size in args.sizes:
@@ -177,6 +224,8 @@ def main() -> None:
         body.append("No CUDA device was available for this run.")
     for device in devices:
         body += ["", f"**{device.upper()}**", "", table(results, args.sizes, device, args.models)]
+        if device == "cpu" and gemm and "error" not in gemm:
+            body += ["", floor_table(results, args.sizes, args.models, gemm)]
     text = "\n".join(body)
     print(text)
     if not args.no_report:

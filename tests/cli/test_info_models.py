@@ -12,7 +12,7 @@ runner = CliRunner()
 def test_info_reports_versions_and_device():
     result = runner.invoke(app, ["info"])
     assert result.exit_code == 0, result.output
-    for key in ("resyn", "torch", "device", "threads", "bi_wkv backends"):
+    for key in ("resyn", "torch", "device", "threads", "bi_wkv (cpu)"):
         assert key in result.output
 
 
@@ -84,3 +84,16 @@ def test_models_lists_gflops():
     assert {preset for preset, _ in rows} == {"rwkvir-light", "swinir-light", "mambair-light"}
     bad = runner.invoke(app, ["models", "rwkvir-tiny"])
     assert bad.exit_code == 2 and "unknown preset(s) rwkvir-tiny" in bad.output
+
+
+def test_info_says_what_precision_auto_resolves_to(monkeypatch):
+    from resyn import precision
+
+    monkeypatch.setattr(precision, "read_cpu_flags", lambda: frozenset({"avx2"}))
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.output.splitlines() if ln.startswith("precision auto (cpu)"))
+    assert "fp32" in line and "avx512_bf16" in line
+    monkeypatch.setattr(precision, "read_cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    result = runner.invoke(app, ["info"])
+    assert "bf16: CPU has avx512_bf16" in result.output
