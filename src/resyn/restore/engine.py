@@ -12,21 +12,26 @@ returns the model output ``(H*s, W*s, C)``. It
   budget (``max_memory``);
 - accumulates tiles one row of tiles at a time and converts finished rows straight into the
   output array, so a 4000x3000 photo at x4 never holds a float copy of the whole output;
-- in ``bf16`` runs the model under autocast and re-runs any tile whose output is not finite in
-  fp32 (with a warning), so reduced precision never yields black or NaN images.
+- in ``bf16`` runs the model under autocast (with ``FP32_MODULES`` in float32, so the residual
+  stream keeps float32) and re-runs any tile whose output is not finite in fp32 (with a
+  warning), so reduced precision never yields black or NaN images; ``auto`` is bf16 where the
+  device multiplies bf16 natively, else fp32 (``resyn.precision``).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from resyn.precision import PRECISIONS, resolve_precision
 
 #: The smallest side (in pixels) an input may have.
 MIN_INPUT_SIDE = 4
@@ -38,15 +43,15 @@ DEFAULT_MAX_MEMORY = 3 * 1024**3 // 2
 #: Tile sizes tried by the automatic tiler, largest first.
 AUTO_TILE_SIZES = (1024, 768, 640, 512, 384, 320, 256, 192, 128, 96, 64)
 
-PRECISIONS = ("fp32", "bf16")
 #: Feature-sized (embed_dim per pixel) float32 tensors alive at the peak of a forward pass, by
-#: architecture. rwkvir: the peak RSS growth of rwkvir-light (C=48) on CPU, whole-image, is 4.0
-#: to 4.7 KB per input pixel from 256² to 1024² at x2 and x4 (benchmarks/bi_wkv_speed.py,
-#: model_speed.py and restore_speed.py in docs/benchmarks.md; 5.3 KB at 128², where fixed costs
-#: weigh): at most 24 such tensors plus the outputs. 25 keeps the estimate 15-25% above those
-#: peaks (Bi-WKV's scans run in ~1 MiB segments, so they add little per pixel). Others: a
-#: conservative guess until measured.
-LIVE_FEATURE_TENSORS = {"rwkvir": 25}
+#: architecture. rwkvir: the peak RSS growth of rwkvir-light (C=48, x4) on CPU, whole-image, is
+#: 2.59 KB per input pixel at 256² and at 512² with the compiled Bi-WKV (tokens and channels-last
+#: maps share memory, no transposed copies; measured 2026-12-03): 13.5 such tensors. 16 keeps
+#: the estimate ~18% above that peak. Others: a conservative guess until measured.
+LIVE_FEATURE_TENSORS = {"rwkvir": 16}
+#: The same for the pure-PyTorch Bi-WKV (no compiler on the machine, or RESYN_BI_WKV=torch):
+#: 4.0 to 4.7 KB per input pixel from 256² to 1024² (measured 2026-12-01), 24 tensors; 25.
+PURE_BI_WKV_TENSORS = {"rwkvir": 25}
 DEFAULT_LIVE_FEATURE_TENSORS = 64
 
 
@@ -61,6 +66,7 @@ class TilingInfo:
     estimated_bytes: int  # estimated peak memory of one forward pass as run
     fp32_fallbacks: int = 0  # bf16 tiles re-run in fp32 because their output was not finite
     ensemble: int = 1  # forward passes averaged per tile (8: flips and rotations)
+    precision: str = "fp32"  # the precision the model ran in (``auto`` resolved)
 
     def describe(self) -> str:
         if self.tile is None:
@@ -104,13 +110,24 @@ def estimate_memory(model: nn.Module, height: int, width: int) -> int:
     chans = model_channels(model)
     dim = int(getattr(config, "embed_dim", 64))
     upsampler = str(getattr(config, "upsampler", ""))
-    live = LIVE_FEATURE_TENSORS.get(getattr(type(model), "arch", ""), DEFAULT_LIVE_FEATURE_TENSORS)
+    arch = getattr(type(model), "arch", "")
+    live = LIVE_FEATURE_TENSORS.get(arch, DEFAULT_LIVE_FEATURE_TENSORS)
+    if arch in PURE_BI_WKV_TENSORS and _pure_bi_wkv(model):
+        live = PURE_BI_WKV_TENSORS[arch]
     per_pixel = dim * live * 4
     if upsampler == "pixelshuffle":
         per_pixel += 64 * 4 * 4 * scale * scale // 2
     per_pixel += chans * scale * scale * 4 * 3  # output, its crop and the blend buffer
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     return int(params + per_pixel * height * width)
+
+
+def _pure_bi_wkv(model: nn.Module) -> bool:
+    """Whether the model's Bi-WKV would run the pure-PyTorch path on its device."""
+    from resyn.ops import bi_wkv_backend_status
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return bi_wkv_backend_status(device)[0] == "torch"
 
 
 def choose_tile(
@@ -174,6 +191,47 @@ def self_ensemble(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return total.div_(len(DIHEDRAL))
 
 
+#: Submodules (by name) that run in float32 when the rest of the model runs under bf16
+#: autocast. ``conv_first``, the shallow-feature convolution of RWKV-IR, SwinIR and MambaIR,
+#: makes the residual stream: in bf16 every block's ``x + f(x)`` would round the running sum to
+#: 8 bits of mantissa; in float32 the sum stays float32 (float32 + bf16 is float32) and only the
+#: block branches (linear layers, convolutions) run in bf16; the measured effect on the shipped
+#: weights is in docs/restore.md. LayerNorms then see float32 inputs and autocast keeps them in
+#: float32; Bi-WKV always scans in float32.
+FP32_MODULES = ("conv_first",)
+
+
+@contextmanager
+def fp32_modules(
+    model: nn.Module, device_type: str, names: tuple[str, ...] | None = None
+) -> Iterator[list[str]]:
+    """While open, the submodules of ``model`` named in ``names`` (default ``FP32_MODULES``;
+    those it has) run with autocast disabled on float32 inputs; yields the names found. Their
+    ``forward`` is wrapped on the instance and restored on exit."""
+    wanted = FP32_MODULES if names is None else names
+    found = [(name, module) for name, module in model.named_modules() if name in wanted]
+    for _, module in found:
+        module.forward = _float32_forward(module.forward, device_type)
+    try:
+        yield [name for name, _ in found]
+    finally:
+        for _, module in found:
+            del module.forward  # the class's forward again
+
+
+def _float32_forward(forward: Callable[..., torch.Tensor], device_type: str) -> Callable:
+    """``forward`` with autocast off and floating-point tensor arguments cast to float32."""
+
+    def run(*args: object, **kwargs: object) -> torch.Tensor:
+        args = tuple(
+            a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args
+        )
+        with torch.autocast(device_type=device_type, enabled=False):
+            return forward(*args, **kwargs)
+
+    return run
+
+
 class _Forward:
     """Runs the model on one (padded) tile with the precision and ensemble policies."""
 
@@ -205,7 +263,11 @@ class _Forward:
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             if self.precision == "bf16":
-                with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+                dev = self.device.type
+                with (
+                    torch.autocast(device_type=dev, dtype=torch.bfloat16),
+                    fp32_modules(self.model, dev),
+                ):
                     y = self._model(x)
                 y = y.float()
                 if torch.isfinite(y).all():
@@ -241,7 +303,9 @@ def run_model(
     the output clipped to [0, 1], scaled to 255 / 65535 and rounded.
     ``progress(done, total)`` is called after every tile. ``ensemble``: average the model over
     the eight flips and rotations of each tile (``self_ensemble``; 8x the time, the memory of
-    one pass plus an output-sized sum).
+    one pass plus an output-sized sum). ``precision``: ``fp32``, ``bf16`` (autocast) or
+    ``auto`` (bf16 where native on ``device``, see ``resyn.precision``); the precision used is
+    ``TilingInfo.precision``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
@@ -280,7 +344,7 @@ def run_model(
 
     scale = model_scale(model)
     model = model.to(dev).eval()
-    forward = _Forward(model, dev, precision, ensemble)
+    forward = _Forward(model, dev, resolve_precision(precision, dev), ensemble)
     views = len(DIHEDRAL) if ensemble else 1
     out = np.empty((h * scale, w * scale, c), dtype=out_dtype)
     image = np.asarray(image, dtype=np.float32)
@@ -291,7 +355,7 @@ def run_model(
         if progress is not None:
             progress(1, 1)
         est = estimate_memory(model, h, w)
-        info = TilingInfo(None, 0, 1, auto, est, forward.fallbacks, views)
+        info = TilingInfo(None, 0, 1, auto, est, forward.fallbacks, views, forward.precision)
         return out, info
 
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
@@ -335,9 +399,8 @@ def run_model(
                 progress(done, total)
     rows = h * scale - acc_start
     _flush(out, acc_start, acc[:rows], wsum[:rows])
-    info = TilingInfo(
-        tile, overlap, total, auto, estimate_memory(model, tile, tile), forward.fallbacks, views
-    )
+    est = estimate_memory(model, tile, tile)
+    info = TilingInfo(tile, overlap, total, auto, est, forward.fallbacks, views, forward.precision)
     return out, info
 
 

@@ -85,13 +85,25 @@ struct Cursor {
 template <int L, typename S, typename A>
 void gather(const S* base, const Seq& s, int nl, int64_t t0, int64_t n, A* dst) {
   if (s.sc == 1) {  // lanes contiguous (token layout): position by position
-    Cursor cur(s, t0);
+    // The rows are a stride apart (often a new page each, in the vertical order): prefetch a
+    // few positions ahead, and copy each row as one vector.
+    constexpr int64_t kAhead = 8;
+    Cursor cur(s, t0), ahead(s, t0);
+    for (int64_t i = 0; i < kAhead && i < n; ++i) ahead.next();
     for (int64_t i = 0; i < n; ++i, cur.next()) {
+      if (i + kAhead < n) {
+        __builtin_prefetch(base + ahead.mem() * s.st);
+        ahead.next();
+      }
       const S* src = base + cur.mem() * s.st;
-      if (nl == L) {
-        for (int j = 0; j < L; ++j) dst[i * L + j] = static_cast<A>(src[j]);
+      A* row = dst + i * L;
+      if (nl == L && std::is_same<S, A>::value) {
+        std::memcpy(row, src, sizeof(A) * L);
+      } else if (nl == L) {
+#pragma omp simd
+        for (int j = 0; j < L; ++j) row[j] = static_cast<A>(src[j]);
       } else {
-        for (int j = 0; j < L; ++j) dst[i * L + j] = j < nl ? static_cast<A>(src[j]) : A(0);
+        for (int j = 0; j < L; ++j) row[j] = j < nl ? static_cast<A>(src[j]) : A(0);
       }
     }
     return;
