@@ -127,10 +127,15 @@ void scatter(S* base, const Seq& s, int nl, int64_t t0, int64_t n, const A* src,
     Cursor cur(s, t0);
     for (int64_t i = 0; i < n; ++i, cur.next()) {
       S* dst = base + cur.mem() * s.st;
+      const A* row = src + i * L;
       if (add) {
-        for (int j = 0; j < nl; ++j) dst[j] = static_cast<S>(static_cast<A>(dst[j]) + src[i * L + j]);
+#pragma omp simd
+        for (int j = 0; j < nl; ++j) dst[j] = static_cast<S>(static_cast<A>(dst[j]) + row[j]);
+      } else if (nl == L && std::is_same<S, A>::value) {
+        std::memcpy(dst, row, sizeof(A) * L);
       } else {
-        for (int j = 0; j < nl; ++j) dst[j] = static_cast<S>(src[i * L + j]);
+#pragma omp simd
+        for (int j = 0; j < nl; ++j) dst[j] = static_cast<S>(row[j]);
       }
     }
     return;
