@@ -347,3 +347,25 @@ def test_gray_and_jpeg_tasks(tmp_path, tiny_arch, make_tiny_conv) -> None:
     rows = _rows(out / "j" / "per_image" / "Gray" / "jpeg_input.csv")
     assert all(20 < float(r["psnr"]) < 40 for r in rows.values())
     assert "PSNR / SSIM" in (out / "j" / "summary.md").read_text()
+
+
+def test_precision_choices_and_the_resolved_precision_in_the_protocol(
+    tmp_path, tiny_arch, make_tiny_conv, monkeypatch
+) -> None:
+    from resyn import precision
+    from resyn.models import save_model
+
+    data = _benchmark(tmp_path / "Set", scale=2, n=1)
+    w = tmp_path / "x2.safetensors"
+    save_model(make_tiny_conv(2), w, info={"task": "sr-x2"})
+    args = ["eval", "-m", f"Tiny={w}", "-d", str(data), "-t", "sr-x2"]
+    res = runner.invoke(app, [*args, "-o", str(tmp_path / "bad"), "--precision", "half"])
+    assert res.exit_code == 2
+    assert "error: --precision must be one of auto, fp32, bf16, not 'half'" in res.output
+    res = runner.invoke(app, [*args, "-o", str(tmp_path / "default")])
+    assert res.exit_code == 0, res.output
+    assert "precision fp32." in (tmp_path / "default" / "protocol.md").read_text()
+    monkeypatch.setattr(precision, "read_cpu_flags", lambda: frozenset({"amx_bf16"}))
+    res = runner.invoke(app, [*args, "-o", str(tmp_path / "auto"), "--precision", "auto"])
+    assert res.exit_code == 0, res.output
+    assert "precision auto -> bf16." in (tmp_path / "auto" / "protocol.md").read_text()

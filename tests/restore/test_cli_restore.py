@@ -237,3 +237,36 @@ def test_formats_without_metadata_say_so(tmp_path, weights, rng) -> None:
     assert "TIFF outputs carry no resyn metadata" in res.output
     res = runner.invoke(app, ["restore", str(src), "-o", str(tmp_path / "p"), "-w", str(weights)])
     assert "carry no resyn metadata" not in res.output
+
+
+def test_bad_precision_is_refused_naming_the_choices(tmp_path, weights) -> None:
+    src = tmp_path / "x.png"
+    write_image(src, np.zeros((20, 20, 3), np.uint8))
+    args = ["restore", str(src), "-o", str(tmp_path / "o"), "-w", str(weights)]
+    res = runner.invoke(app, [*args, "--precision", "fp16"])
+    assert res.exit_code == 2
+    assert "error: --precision must be one of auto, fp32, bf16, not 'fp16'" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "recorded"),
+    [({"avx2", "avx512_bf16"}, "auto -> bf16"), ({"avx2"}, "auto -> fp32")],
+)
+def test_metadata_records_requested_and_resolved_precision(
+    tmp_path, weights, monkeypatch, flags, recorded
+) -> None:
+    from resyn import precision
+
+    monkeypatch.setattr(precision, "read_cpu_flags", lambda: frozenset(flags))
+    src = tmp_path / "x.png"
+    write_image(src, np.full((20, 20, 3), 100, np.uint8))
+    out = tmp_path / "o"
+    args = ["restore", str(src), "-o", str(out), "-w", str(weights), "--overwrite"]
+    res = runner.invoke(app, args)  # --precision auto is the default
+    assert res.exit_code == 0, res.output
+    assert recorded in res.output  # the first line says what auto resolved to, and why
+    assert Image.open(out / "x_sr-x2.png").text["resyn:precision"] == recorded
+    res = runner.invoke(app, [*args, "--precision", "bf16"])
+    assert res.exit_code == 0, res.output
+    assert Image.open(out / "x_sr-x2.png").text["resyn:precision"] == "bf16"

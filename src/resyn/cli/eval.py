@@ -67,7 +67,10 @@ def _run(task, datasets, models, settings, save_images: Path | None) -> list[Any
     results = []
     total = sum(len(d.pairs) for d in datasets)
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err_console
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
     ) as progress:
         bar = progress.add_task("evaluating", total=total)
         for ds in datasets:
@@ -110,7 +113,12 @@ def eval_command(
     overlap: int = typer.Option(32, "--overlap"),
     max_memory: str = typer.Option("1.5GB", "--max-memory", help="Memory budget per forward pass."),
     device: str = typer.Option("cpu", "--device"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),
+    precision: str = typer.Option(
+        "fp32",
+        "--precision",
+        help="fp32 | bf16 | auto (bf16 where the device multiplies bf16 natively, else fp32); "
+        "fp32 by default so that numbers are reproducible.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Noise seed for denoising inputs (every image)."),
     ensemble: bool = typer.Option(
         False,
@@ -121,11 +129,13 @@ def eval_command(
 ) -> None:
     """Evaluate models on benchmark folders: per-image CSVs, a paper-style summary, the protocol."""
     from resyn.eval import EvalSettings, write_results
+    from resyn.precision import PRECISIONS, precision_line
 
-    if precision not in ("fp32", "bf16"):
-        fail(f"--precision must be fp32 or bf16, not {precision!r}")
+    if precision not in PRECISIONS:
+        fail(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     parsed, datasets, models, budget = _prepare(model, data, task, device, max_memory)
     settings = EvalSettings(tile, overlap, budget, device, precision, seed, ensemble)
+    console.print(f"precision: {precision_line(precision, device)}", highlight=False)
     for ds in datasets:
         console.print(f"{ds.name}: {len(ds.pairs)} image(s), input {ds.lq_source}", highlight=False)
     results = _run(parsed, datasets, models, settings, output / "images" if save_images else None)

@@ -13,14 +13,16 @@ def register(app: typer.Typer) -> None:
 
 
 def info() -> None:
-    """Versions, the compute device and thread count resyn will use."""
+    """Versions, the compute device and thread count resyn will use, and what
+    ``--precision auto`` picks on this machine and why."""
     import platform
 
     import numpy as np
     import torch
 
     import resyn
-    from resyn.ops import bi_wkv_backends
+    from resyn.ops import bi_wkv_backend_status
+    from resyn.precision import auto_precision
     from resyn.runtime import allocator_state
 
     cuda = torch.cuda.is_available()
@@ -32,9 +34,13 @@ def info() -> None:
         ("device", torch.cuda.get_device_name(0) if cuda else "cpu"),
         ("cuda", torch.version.cuda if cuda else "not available"),
         ("threads", str(torch.get_num_threads())),
-        ("bi_wkv backends", ", ".join(bi_wkv_backends())),
+        ("bi_wkv (cpu)", "{}: {}".format(*bi_wkv_backend_status("cpu"))),
+        *([("bi_wkv (cuda)", "{}: {}".format(*bi_wkv_backend_status("cuda")))] if cuda else []),
         ("allocator", allocator_state()),
     ]
+    for dev in ("cpu", "cuda") if cuda else ("cpu",):
+        resolved, reason = auto_precision(dev)
+        rows.append((f"precision auto ({dev})", f"{resolved}: {reason}"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         console.print(f"{key.ljust(width)}  {value}", highlight=False)

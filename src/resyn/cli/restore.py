@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 
-from resyn.cli._common import console, err_console, fail
+from resyn.cli._common import console, err_console, fail, styled
 
 OUTPUT_FORMATS = ("png", "tiff", "webp", "jpg")
+MAX_EXPORT_SIZE = 4096  # side of the tracing input; the exported graph takes any size
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +49,12 @@ def restore(
         "1.5GB", "--max-memory", help="Memory budget of one forward pass for automatic tiling."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),
+    precision: str = typer.Option(
+        "auto",
+        "--precision",
+        help="auto | fp32 | bf16 (bf16 autocast; auto = bf16 on a GPU that supports it or a CPU "
+        "with AVX512-BF16 / AMX-BF16, else fp32; `resyn info` says which).",
+    ),
     ensemble: bool = typer.Option(
         False,
         "--ensemble",
@@ -72,10 +78,12 @@ def restore(
 
     import resyn
     from resyn.io import ImageReadError, find_images, read_image, write_image
+    from resyn.io.files import output_folder_problem
+    from resyn.precision import PRECISIONS, describe_precision, precision_line
     from resyn.restore import WeightsError, load_restorer, restore_array
 
-    if precision not in ("fp32", "bf16"):
-        fail(f"--precision must be fp32 or bf16, not {precision!r}")
+    if precision not in PRECISIONS:
+        fail(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if fmt not in OUTPUT_FORMATS:
         fail(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not {fmt!r}")
     if tile is not None and tile != 0 and tile < 16:
@@ -91,6 +99,9 @@ def restore(
 
         if not torch.cuda.is_available():
             fail(f"--device {device}: no CUDA device is available (use --device cpu)")
+    problem = output_folder_problem(output)
+    if problem:
+        fail(f"-o: {problem}")
     if task is None and weights is None:
         task = "sr-x4"
     try:
@@ -123,7 +134,7 @@ def restore(
         targets[f] = target
     console.print(
         f"restoring {len(files)} image(s) with {restorer.describe()} for {task_name} "
-        f"on {device} ({precision})",
+        f"on {device} ({precision_line(precision, device)})",
         highlight=False,
     )
     if ext != "png":
@@ -136,7 +147,7 @@ def restore(
     skipped: list[Path] = []
     written = 0
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         console=err_console,
@@ -181,7 +192,7 @@ def restore(
                     "resyn:task": task_name,
                     "resyn:model": restorer.describe(),
                     "resyn:tiling": info.describe(),
-                    "resyn:precision": precision,
+                    "resyn:precision": describe_precision(precision, info.precision),
                     "resyn:source": f.name,
                 }
                 write_image(target, out, metadata=metadata if ext == "png" else None)
@@ -201,7 +212,7 @@ def restore(
         )
     if failures:
         for f, reason in failures:
-            err_console.print(f"[red]failed[/] {f}: {reason}", highlight=False)
+            err_console.print(styled("failed", "red", f" {f}: {reason}"), highlight=False)
         err_console.print(f"{len(failures)} of {len(files)} image(s) failed", highlight=False)
         raise typer.Exit(1)
 
@@ -215,13 +226,15 @@ def _outside_output(
     second run would otherwise restore its own outputs again (``a_sr-x2_sr-x2.png``). Files
     named explicitly on the command line are always kept.
     """
-    root = output.resolve()
-    explicit = {Path(a).resolve() for a in inputs if Path(a).is_file()}
+    from resyn.io.files import resolved
+
+    root = resolved(output)
+    explicit = {resolved(Path(a)) for a in inputs if Path(a).is_file()}
     keep: list[Path] = []
     inside: list[Path] = []
     for f in files:
-        resolved = f.resolve()
-        if resolved.is_relative_to(root) and resolved not in explicit:
+        real = resolved(f)
+        if real.is_relative_to(root) and real not in explicit:
             inside.append(f)
         else:
             keep.append(f)
@@ -244,8 +257,9 @@ def export(
         fail(f"--format must be onnx, not {fmt!r}")
     if opset < 17:
         fail("--opset must be 17 or newer")
-    if output.exists() and not overwrite:
-        fail(f"{output} exists (use --overwrite to replace it)")
+    if not 1 <= size <= MAX_EXPORT_SIZE:
+        fail(f"--size must be between 1 and {MAX_EXPORT_SIZE} pixels, not {size}")
+    _check_export_output(output, overwrite)
     from resyn.models import load_model
     from resyn.restore.export import ExportError, export_onnx
 
@@ -258,6 +272,19 @@ def export(
     except ExportError as exc:
         fail(str(exc))
     console.print(report.describe(), highlight=False)
+
+
+def _check_export_output(output: Path, overwrite: bool) -> None:
+    """Refuse an ``-o`` that cannot become the exported file, before the model is loaded."""
+    from resyn.io.files import output_folder_problem
+
+    if output.is_dir():
+        fail(f"-o: {output} is a folder; name the .onnx file to write")
+    if output.exists() and not overwrite:
+        fail(f"{output} exists (use --overwrite to replace it)")
+    problem = output_folder_problem(output.parent)
+    if problem:
+        fail(f"-o: {problem}")
 
 
 def demo(

@@ -129,7 +129,7 @@ def write_results(
         f"# Evaluation protocol ({task.name})",
         "",
         f"- resyn {resyn.__version__}, {datetime.datetime.now().isoformat(timespec='seconds')}, "
-        f"device {settings.device}, precision {settings.precision}.",
+        f"device {settings.device}, precision {settings.precision_policy()}.",
         "- Ground truth: the HR image as uint8"
         + (f", mod-cropped to a multiple of {task.scale}" if task.kind == "sr" else "")
         + (

@@ -29,9 +29,21 @@ class EvalSettings:
     overlap: int = 32
     max_memory: int | None = DEFAULT_MAX_MEMORY
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: str = "fp32"  # auto | fp32 | bf16, as requested
     seed: int = 0
     ensemble: bool = False  # x8 geometric self-ensemble ("+" results)
+
+    def resolved_precision(self) -> str:
+        """The precision the networks run in (``auto`` resolved for ``device``)."""
+        from resyn.precision import resolve_precision
+
+        return resolve_precision(self.precision, self.device)
+
+    def precision_policy(self) -> str:
+        """``fp32``, ``bf16`` or ``auto -> bf16``: requested and resolved, for the protocol."""
+        from resyn.precision import describe_precision
+
+        return describe_precision(self.precision, self.resolved_precision())
 
     def tiling_policy(self) -> str:
         if self.tile == 0:
@@ -113,6 +125,7 @@ def evaluate_dataset(
 
     results = [DatasetResult(data.name, m.label) for m in models]
     border = crop_border(task)
+    precision = settings.resolved_precision()  # once, so every image runs as the protocol says
     for pair in data.pairs:
         if pair.name in data.unreadable:
             for r in results:
@@ -149,7 +162,7 @@ def evaluate_dataset(
                     tile=settings.tile,
                     overlap=settings.overlap,
                     device=settings.device,
-                    precision=settings.precision,
+                    precision=precision,
                     max_memory=settings.max_memory,
                     out_dtype=np.uint8,
                     ensemble=settings.ensemble,

@@ -75,6 +75,7 @@ def load_restorer(
     """
     from resyn.degrade import parse_task
     from resyn.models import load_model
+    from resyn.models.weights import WeightsFileError
 
     if task is None:
         if weights is None:
@@ -87,7 +88,10 @@ def load_restorer(
     meta = _read_meta(path)
     check_weights_for_task(meta, parsed, str(path))
     try:
-        model = load_model(path, device=device)
+        # Shipped weights come with the package; any other file is checked as untrusted.
+        model = load_model(path, device=device, trusted=weights is None)
+    except WeightsFileError as exc:  # already names the file
+        raise WeightsError(str(exc)) from None
     except (RuntimeError, ValueError, KeyError) as exc:
         raise WeightsError(f"cannot load {path}: {exc}") from None
     return Restorer(model=model, task=parsed, weights=path, meta=meta)
@@ -114,7 +118,10 @@ def restore_array(
     progress: Callable[[int, int], None] | None = None,
     ensemble: bool = False,
 ) -> tuple[np.ndarray, TilingInfo]:
-    """Restore a canonical image array (see module docs); return ``(image, TilingInfo)``."""
+    """Restore a canonical image array (see module docs); return ``(image, TilingInfo)``.
+
+    ``precision``: ``auto | fp32 | bf16``; the precision used is ``TilingInfo.precision``.
+    """
     from resyn.io import split_alpha
 
     if image.dtype not in (np.uint8, np.uint16):
@@ -199,8 +206,10 @@ def restore(
     ``task``: ``sr-x2|sr-x3|sr-x4|denoise-25|denoise-gray-25|jpeg-q10...``; the shipped weights
     for it are used unless ``weights`` names a file.
     ``tile``: None = automatic under ``max_memory`` bytes, 0 = whole image, N = N x N tiles
-    with ``overlap`` pixels blended. ``precision``: ``fp32`` or ``bf16``. ``ensemble``: average
-    the model over the eight flips and rotations of the input (slightly better, 8x the time).
+    with ``overlap`` pixels blended. ``precision``: ``fp32``, ``bf16`` or ``auto`` (bf16 on a
+    CUDA GPU that supports it or a CPU with AVX512-BF16 / AMX-BF16, else fp32; see
+    ``resyn.precision``). ``ensemble``: average the model over the eight flips and rotations
+    of the input (slightly better, 8x the time).
     """
     if not isinstance(image, np.ndarray):
         from resyn.io import read_image
