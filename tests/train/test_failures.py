@@ -24,7 +24,7 @@ def _args(base, *sets):
 
 
 def _flat(text):
-    """The console wraps long lines (even inside a path): compare without any whitespace."""
+    """Compare without any whitespace (written when the console wrapped long lines)."""
     return "".join(str(text).split())
 
 
@@ -136,3 +136,81 @@ def test_reschedule_without_resume_is_a_cli_error(tiny_model, sr_data, tmp_path,
     r = runner.invoke(app, [*_args(train_cli(train, val, tmp_path / "r")), "--reschedule"])
     assert r.exit_code == 2 and "itneeds--resume" in _flat(r.output), r.output
     assert not (tmp_path / "r").exists()
+
+
+def test_model_arg_of_the_wrong_type_is_named(tiny_model, sr_data, tmp_path, train_cli):
+    """Issue 15: ``--model-arg width=abc`` is an error line naming the option, not a TypeError
+    from inside the network."""
+    train, val = sr_data
+    args = _args(train_cli(train, val, tmp_path / "a"), "iterations=4")
+    r = runner.invoke(app, [*args, "--model-arg", "width=abc"])
+    assert r.exit_code == 2, r.output
+    assert "--model tiny-sr: option width must be an integer, not 'abc'" in r.output, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "a").exists()
+
+
+class _Payload:
+    """Unpickling this would create ``path``: a checkpoint must never run it."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("damage", ["junk", "truncated", "pickle-payload", "not-a-dict"])
+def test_resume_with_a_damaged_checkpoint_is_an_error_line(
+    tiny_model, sr_data, tmp_path, train_cli, damage
+):
+    """Issue 15: ``--resume`` over a corrupt or malicious ``last.ckpt`` names the file; the
+    payload does not run (weights_only) and there is no traceback."""
+    import pickle
+
+    train, val = sr_data
+    args = _args(
+        train_cli(train, val, tmp_path / "run"),
+        "iterations=4",
+        "checkpoint_every=2",
+        "data.workers=0",
+    )
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    marker = tmp_path / "payload-ran"
+    if damage == "junk":
+        ckpt.write_bytes(b"\x00not a checkpoint")
+    elif damage == "truncated":
+        _truncate(ckpt)
+    elif damage == "pickle-payload":
+        ckpt.write_bytes(pickle.dumps({"global_step": _Payload(marker)}, protocol=2))
+    else:
+        torch.save([1, 2, 3], ckpt)
+    r = runner.invoke(app, [*args, "--resume"])
+    assert r.exit_code == 2, f"{r.output}\n{r.exception!r}"
+    assert r.output.startswith(f"error: --resume: cannot read the checkpoint {ckpt} ("), r.output
+    assert "start again without --resume" in r.output and "Traceback" not in r.output
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "nan", "-inf"])
+def test_a_non_finite_learning_rate_is_refused(value, tiny_model, sr_data, tmp_path, train_cli):
+    """Issue 15: ``--set optim.lr=inf`` was accepted; it is an error naming the key."""
+    r = runner.invoke(
+        app, _args(train_cli(*sr_data, tmp_path / "a"), "iterations=4", f"optim.lr={value}")
+    )
+    assert r.exit_code == 2, r.output
+    assert "optim.lr" in r.output and "finite" in r.output, r.output
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_non_finite_validation_output_stops_training(tiny_model, sr_data, tmp_path, train_cli):
+    """A huge (finite) learning rate makes the weights overflow after one step: validation
+    meets an Inf/NaN output and stops the run with the documented line, like a NaN loss
+    (quantising that output used to log a meaningless PSNR of about 7 dB)."""
+    sets = ["iterations=4", "val.every=1", "data.workers=0", "optim.lr=1e30"]
+    r = runner.invoke(app, _args(train_cli(*sr_data, tmp_path / "a"), *sets))
+    assert r.exit_code == 2, r.output
+    msg = " ".join(r.output.split())
+    assert "error: the validation output is NaN or Inf at iteration 1; training stopped" in msg
+    assert "val PSNR" not in msg and "Traceback" not in msg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 from collections.abc import Iterable
@@ -22,8 +23,49 @@ class ImageScan:
 
 
 def is_broken_link(path: Path) -> bool:
-    """A symbolic link whose target does not exist."""
+    """A symbolic link that cannot be followed: its target does not exist, or it is a loop."""
     return path.is_symlink() and not path.exists()
+
+
+def link_problem(path: Path) -> str | None:
+    """Why the symbolic link ``path`` cannot be followed, in words; ``None`` when it can (or when
+    ``path`` is not a link)."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (following it leads back to a link already followed)"
+        return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
+    return None
+
+
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or the absolute path when a symbolic link loop stops resolution."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # RuntimeError: "Symlink loop" (Python < 3.13)
+        return Path(os.path.abspath(path))
+
+
+def output_folder_problem(folder: Path) -> str | None:
+    """Why files cannot be written into ``folder`` (created if missing), in words; ``None`` if
+    they can. Checked before any work, so that a bad ``-o`` costs nothing."""
+    if folder.exists():
+        if not folder.is_dir():
+            return f"{folder} is a file, not a folder"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"the folder {folder} is not writable"
+        return None
+    parent = folder.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{folder} cannot be created: {parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{folder} cannot be created: {parent} is not writable"
+    return None
 
 
 def scan_images(

@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from resyn.io.atomic import atomic_write_bytes
+from resyn.io.files import link_problem
 
 # A decompression-bomb guard: images with more pixels than this are refused unless the caller
 # raises the limit. 16k x 16k is far above any photo the toolkit expects.
@@ -66,11 +67,7 @@ def read_image(
     path = None if isinstance(source, bytes) else Path(source)
     if path is not None:
         if not path.exists():
-            if path.is_symlink():
-                raise ImageReadError(
-                    path, f"broken symbolic link (its target {os.readlink(path)} does not exist)"
-                )
-            raise ImageReadError(path, "file not found")
+            raise ImageReadError(path, link_problem(path) or "file not found")
         if path.is_dir():
             raise ImageReadError(path, "is a folder, not an image file")
         data = path.read_bytes()

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import Tensor, nn
 
 from resyn.models.registry import build_config, build_from_config
+from resyn.models.weights import build_on_meta
 
 KINDS = ("swinir", "mambair")
 WRAPPERS = ("params_ema", "params", "state_dict", "model", "net_g", "network")
@@ -43,7 +45,10 @@ def load_official(kind: str, path: str | os.PathLike[str], **config_overrides: A
         )
     values = infer_swinir_config(state) if kind == "swinir" else infer_mambair_config(state)
     values.update(config_overrides)
-    model = build_from_config(kind, build_config(kind, values))
+    config = build_config(kind, values)
+    # The config is inferred from tensor names: a file naming block 99999 must not build it.
+    build_on_meta(path, kind, config, len(state), what="the checkpoint's tensor names")
+    model = build_from_config(kind, config)
     load_strict(model, state, source=str(path))
     model.official_source = str(path)  # type: ignore[attr-defined]
     return model.eval()
@@ -56,7 +61,14 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         raise FileNotFoundError(f"checkpoint not found: {p}")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        SafetensorError,  # torch.load reads a file named .safetensors as one
+    ) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(
             f"{p} is not a loadable PyTorch checkpoint (read with weights_only=True: {reason})"

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,16 +80,73 @@ def list_presets() -> list[Preset]:
 
 
 def build_config(arch: str, values: dict[str, Any]) -> Any:
-    """Instantiate ``arch``'s config dataclass, naming any unknown key in the error."""
+    """Instantiate ``arch``'s config dataclass, naming any unknown key or mistyped value."""
+    check_config_values(arch, values)
+    return architecture_class(arch).config_class(**values)
+
+
+def check_config_values(arch: str, values: dict[str, Any]) -> None:
+    """``ValueError`` naming the first unknown key of ``values`` or the first value whose type
+    is not its field's (``embed_dim`` must be an integer, ``depths`` a list of integers, floats
+    finite...). Values come from files and command lines: nothing else may be assumed."""
     config_class = architecture_class(arch).config_class
     known = {f.name for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - known, key=str)
     if unknown:
         raise ValueError(
-            f"unknown option(s) for {arch}: {', '.join(unknown)}; "
+            f"unknown option(s) for {arch}: {', '.join(map(str, unknown))}; "
             f"valid options: {', '.join(sorted(known))}"
         )
-    return config_class(**values)
+    hints = typing.get_type_hints(config_class)
+    for key, value in values.items():
+        expected = _expected_type(value, hints.get(key, Any))
+        if expected is not None:
+            raise ValueError(f"option {key} must be {expected}, not {_short_repr(value)}")
+
+
+def _expected_type(value: Any, hint: Any) -> str | None:
+    """``None`` when ``value`` fits the type ``hint``, else what it should be, in words."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        wanted = [_expected_type(value, a) for a in args]
+        return None if None in wanted else " or ".join(w for w in wanted if w)
+    if origin is tuple:  # configs use tuple[X, ...]; JSON and YAML give lists
+        item = args[0] if args else Any
+        fits = isinstance(value, (list, tuple)) and all(
+            _expected_type(v, item) is None for v in value
+        )
+        return None if fits else f"a list of {_plural(item)}"
+    check = _SCALAR_CHECKS.get(hint)
+    if check is None:
+        return None  # a type resyn configs do not use: left to the config class
+    ok, words = check
+    return None if ok(value) else words
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+_SCALAR_CHECKS: dict[Any, tuple[Callable[[Any], bool], str]] = {
+    int: (_is_int, "an integer"),
+    float: (_is_finite_number, "a finite number"),
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    str: (lambda v: isinstance(v, str), "a string"),
+    type(None): (lambda v: v is None, "null"),
+}
+
+
+def _plural(hint: Any) -> str:
+    return {int: "integers", float: "finite numbers", str: "strings"}.get(hint, "values")
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def build_from_config(arch: str, config: Any) -> nn.Module:

@@ -61,6 +61,8 @@ def export_onnx(
         raise ExportError(
             f"ONNX export needs the onnx package: pip install 'resyn[onnx]' ({exc})"
         ) from None
+    if size < 1:
+        raise ExportError(f"the tracing size must be a positive number of pixels, not {size}")
     model = model.cpu().eval()
     chans = model_channels(model)
     gen = torch.Generator().manual_seed(0)
@@ -74,28 +76,31 @@ def export_onnx(
         else None
     )
     target = Path(path)
-    with atomic_path(target) as tmp:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    model,
-                    (example,),
-                    str(tmp),
-                    input_names=["lq"],
-                    output_names=["hq"],
-                    dynamic_axes=dynamic_axes,
-                    opset_version=opset,
-                    do_constant_folding=True,
-                    dynamo=False,
-                )
-        except Exception as exc:  # the exporter raises many types; name the failing op
-            raise ExportError(f"ONNX export failed: {type(exc).__name__}: {exc}") from None
-        sizes: list[tuple[int, int]] = [(size, size)]
-        if dynamic:
-            # odd sizes: a graph that baked T = H*W (or its remainder modulo a block) fails here
-            sizes.append((size + 7, size - 5 if size > 20 else size + 3))
-        max_err = verify_onnx(model, tmp, sizes) if check else float("nan")
+    try:
+        with atomic_path(target) as tmp:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    torch.onnx.export(
+                        model,
+                        (example,),
+                        str(tmp),
+                        input_names=["lq"],
+                        output_names=["hq"],
+                        dynamic_axes=dynamic_axes,
+                        opset_version=opset,
+                        do_constant_folding=True,
+                        dynamo=False,
+                    )
+            except Exception as exc:  # the exporter raises many types; name the failing op
+                raise ExportError(f"ONNX export failed: {type(exc).__name__}: {exc}") from None
+            sizes: list[tuple[int, int]] = [(size, size)]
+            if dynamic:
+                # odd sizes: a graph that baked T = H*W (or its remainder modulo a block) fails
+                sizes.append((size + 7, size - 5 if size > 20 else size + 3))
+            max_err = verify_onnx(model, tmp, sizes) if check else float("nan")
+    except OSError as exc:  # a missing, unwritable or occupied place for the file
+        raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
     return ExportReport(target, opset, dynamic, tuple(sizes), max_err)
 
 

@@ -69,7 +69,10 @@ def evaluate(
     y_channel: bool,
     device: torch.device | str = "cpu",
 ) -> tuple[float, float]:
-    """Mean PSNR / SSIM over full validation images (float32, outputs quantised to uint8)."""
+    """Mean PSNR / SSIM over full validation images (float32, outputs quantised to uint8).
+
+    ``(nan, nan)`` when an output holds NaN or Inf: quantising would turn it into a plausible
+    but meaningless PSNR; the caller stops training instead (:func:`check_finite_metrics`)."""
     from resyn.metrics import psnr, ssim
 
     was_training = model.training
@@ -77,12 +80,26 @@ def evaluate(
     ps, ss = [], []
     try:
         for im in images:
-            out = quantize(model(im.lq.to(device)))
+            y = model(im.lq.to(device))
+            if not bool(torch.isfinite(y).all()):
+                return math.nan, math.nan
+            out = quantize(y)
             ps.append(psnr(_hw(out), _hw(im.gt), crop_border=crop_border, y_channel=y_channel))
             ss.append(ssim(_hw(out), _hw(im.gt), crop_border=crop_border, y_channel=y_channel))
     finally:
         model.train(was_training)
     return float(np.mean(ps)), float(np.mean(ss))
+
+
+def check_finite_metrics(metrics: tuple[float, float], step: int) -> None:
+    """Stop training, as a non-finite loss does, when validation met a NaN / Inf output."""
+    from resyn.train.module import NonFiniteLossError
+
+    if math.isnan(metrics[0]):
+        raise NonFiniteLossError(
+            f"the validation output is NaN or Inf at iteration {step}; training stopped (the "
+            "last good checkpoint is kept). Try a lower optim.lr or precision 32."
+        )
 
 
 def baseline_metrics(images: list[ValImage], crop_border: int, y_channel: bool) -> dict:
@@ -175,6 +192,7 @@ class StandardLoop(L.Callback):
                     pl_module.device,
                 )
             metrics = trainer.strategy.broadcast(metrics, src=0)
+            check_finite_metrics(metrics, step)  # every process stops, not only rank 0
             row.update(val_psnr=metrics[0], val_ssim=metrics[1])
         wall = self.wall + time.perf_counter() - self._t0
         if row and trainer.is_global_zero:

@@ -202,9 +202,42 @@ def _comparable(run: dict[str, Any], schedule: bool = True) -> dict[str, Any]:
 
 
 def _checkpoint_step(ckpt: Path) -> int:
+    """The iteration ``ckpt`` was saved at. A damaged or foreign file (read with
+    ``weights_only=True``: nothing in it runs) is a ``RunError`` naming it."""
+    import pickle
+
     import torch
 
-    return int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
+    try:
+        return int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+    ) as exc:
+        raise RunError(
+            f"--resume: cannot read the checkpoint {ckpt} ({_load_error_reason(exc)}); it is "
+            "damaged or was not written by resyn train. Move it away and start again without "
+            "--resume"
+        ) from None
+
+
+def _load_error_reason(exc: BaseException) -> str:
+    """The cause of a failed ``torch.load`` in a few words (torch's messages run on with
+    advice, such as retrying with ``weights_only=False``, that must not be followed here)."""
+    import pickle
+
+    text = str(exc).strip()
+    if isinstance(exc, pickle.UnpicklingError):
+        marker = "WeightsUnpickler error:"
+        detail = text.split(marker, 1)[1].strip().splitlines() if marker in text else []
+        return "refused by weights-only loading" + (f": {detail[0]}" if detail else "")
+    first = text.splitlines()[0].split(". ")[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _diff(a: Any, b: Any, prefix: str = "", where: str = "in the run") -> list[str]:
@@ -330,8 +363,8 @@ def prepare(opts: TrainOptions) -> Prepared:
         new_run["baseline"] = old.get("baseline")
         new_run["sessions"] = [*old.get("sessions", [old["hardware"]]), new_run["hardware"]]
         new_run["reschedules"] = list(old.get("reschedules", []))
+        done = _checkpoint_step(ckpt)  # a damaged checkpoint is named here, not in Lightning
         if changes:
-            done = _checkpoint_step(ckpt)
             if done >= config.iterations:
                 raise RunError(
                     f"--reschedule: iterations={config.iterations} is not above the "
