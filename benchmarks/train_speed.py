@@ -58,6 +58,9 @@ def main() -> None:
 
     import torch
 
+    from resyn.runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()  # as `resyn train` does
     if args.threads:
         torch.set_num_threads(args.threads)
 
