@@ -44,14 +44,13 @@ DEFAULT_MAX_MEMORY = 3 * 1024**3 // 2
 AUTO_TILE_SIZES = (1024, 768, 640, 512, 384, 320, 256, 192, 128, 96, 64)
 
 #: Feature-sized (embed_dim per pixel) float32 tensors alive at the peak of a forward pass, by
-#: architecture. rwkvir: the peak RSS growth of rwkvir-light (C=48, x4) on CPU, whole-image, is
-#: 2.59 KB per input pixel at 256² and at 512² with the compiled Bi-WKV (tokens and channels-last
-#: maps share memory, no transposed copies; measured 2026-12-03): 13.5 such tensors. 16 keeps
-#: the estimate ~18% above that peak. Others: a conservative guess until measured.
-LIVE_FEATURE_TENSORS = {"rwkvir": 16}
-#: The same for the pure-PyTorch Bi-WKV (no compiler on the machine, or RESYN_BI_WKV=torch):
-#: 4.0 to 4.7 KB per input pixel from 256² to 1024² (measured 2026-12-01), 24 tensors; 25.
-PURE_BI_WKV_TENSORS = {"rwkvir": 25}
+#: architecture. rwkvir: the peak RSS growth of rwkvir-light (C=48) on CPU, whole-image, is 4.0
+#: to 4.7 KB per input pixel from 256² to 1024² at x2 and x4 with the pure-PyTorch Bi-WKV
+#: (2026-12-01) and 4.6 KB at 1024x768 with the compiled one (restore_speed.py, 2026-12-03; a
+#: model-only run at 512² grows by 2.6 KB, but 16 tensors let a 4000x3000 restore reach 4.04 GB):
+#: at most 24 such tensors plus the outputs. 25 keeps the estimate above those peaks. Others: a
+#: conservative guess until measured.
+LIVE_FEATURE_TENSORS = {"rwkvir": 25}
 DEFAULT_LIVE_FEATURE_TENSORS = 64
 
 
@@ -112,22 +111,12 @@ def estimate_memory(model: nn.Module, height: int, width: int) -> int:
     upsampler = str(getattr(config, "upsampler", ""))
     arch = getattr(type(model), "arch", "")
     live = LIVE_FEATURE_TENSORS.get(arch, DEFAULT_LIVE_FEATURE_TENSORS)
-    if arch in PURE_BI_WKV_TENSORS and _pure_bi_wkv(model):
-        live = PURE_BI_WKV_TENSORS[arch]
     per_pixel = dim * live * 4
     if upsampler == "pixelshuffle":
         per_pixel += 64 * 4 * 4 * scale * scale // 2
     per_pixel += chans * scale * scale * 4 * 3  # output, its crop and the blend buffer
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     return int(params + per_pixel * height * width)
-
-
-def _pure_bi_wkv(model: nn.Module) -> bool:
-    """Whether the model's Bi-WKV would run the pure-PyTorch path on its device."""
-    from resyn.ops import bi_wkv_backend_status
-
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    return bi_wkv_backend_status(device)[0] == "torch"
 
 
 def choose_tile(
