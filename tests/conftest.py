@@ -94,6 +94,16 @@ def make_tiny_conv():
     return tiny_conv
 
 
+@pytest.fixture
+def weights(tmp_path, tiny_arch, make_tiny_conv):
+    """A tiny x2 model saved as safetensors with task sr-x2 (the CLI and demo tests' weights)."""
+    from resyn.models import save_model
+
+    path = tmp_path / "w" / "x2.safetensors"
+    save_model(make_tiny_conv(2), path, info={"task": "sr-x2"})
+    return path
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``gpu`` are skipped, with the reason, where torch sees no CUDA device."""
     if torch.cuda.is_available():

@@ -24,15 +24,6 @@ from resyn.io import write_image
 runner = CliRunner()
 
 
-@pytest.fixture
-def weights(tmp_path, tiny_arch, make_tiny_conv):
-    from resyn.models import save_model
-
-    path = tmp_path / "w" / "x2.safetensors"
-    save_model(make_tiny_conv(2), path, info={"task": "sr-x2"})
-    return path
-
-
 def _line_with(output: str, text: str) -> str:
     lines = [line for line in output.splitlines() if text in line]
     assert lines, f"no line contains {text!r} in:\n{output}"

@@ -17,15 +17,6 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def weights(tmp_path, tiny_arch, make_tiny_conv):
-    from resyn.models import save_model
-
-    path = tmp_path / "w" / "x2.safetensors"
-    save_model(make_tiny_conv(2), path, info={"task": "sr-x2"})
-    return path
-
-
-@pytest.fixture
 def photos(tmp_path, rng):
     folder = tmp_path / "in"
     folder.mkdir()

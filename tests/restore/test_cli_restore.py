@@ -13,15 +13,6 @@ from resyn.io import read_image, write_image
 runner = CliRunner()
 
 
-@pytest.fixture
-def weights(tmp_path, tiny_arch, make_tiny_conv):
-    from resyn.models import save_model
-
-    path = tmp_path / "w" / "x2.safetensors"
-    save_model(make_tiny_conv(2), path, info={"task": "sr-x2"})
-    return path
-
-
 def _photos(folder, rng):
     folder.mkdir()
     write_image(folder / "a.png", rng.integers(0, 256, (24, 20, 3), dtype=np.uint8))

@@ -19,15 +19,6 @@ from resyn.io import write_image
 from resyn.restore.demo import DemoBackend, DemoError
 
 
-@pytest.fixture
-def weights(tmp_path, tiny_arch, make_tiny_conv):
-    from resyn.models import save_model
-
-    path = tmp_path / "tiny_x2.safetensors"
-    save_model(make_tiny_conv(2), path, info={"task": "sr-x2"})
-    return path
-
-
 def _upload(folder, name="up.png", shape=(32, 40, 3), flat=False):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)

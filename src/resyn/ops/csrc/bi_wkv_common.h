@@ -179,6 +179,29 @@ struct Params {
   std::vector<double> w, u;  // per channel
 };
 
+// w and u of a task's lanes (0 for lanes past the last channel).
+template <int L>
+inline void lane_params(const Params& prm, int64_t c0, int nl, double* w, double* u) {
+  for (int j = 0; j < L; ++j) {
+    w[j] = j < nl ? prm.w[c0 + j] : 0.0;
+    u[j] = j < nl ? prm.u[c0 + j] : 0.0;
+  }
+}
+
+// A backward task's per-lane results: its shares of ∂L/∂w and ∂L/∂u and the guard's maxima.
+struct LaneStats {
+  double *gw, *gu, *term, *gk_max;
+  template <typename A>
+  void write(int nl, const double* w_sum, const double* u_sum, const A* terms, const A* gk) const {
+    for (int j = 0; j < nl; ++j) {
+      gw[j] = w_sum[j];
+      gu[j] = u_sum[j];
+      term[j] = static_cast<double>(terms[j]);
+      gk_max[j] = static_cast<double>(gk[j]);
+    }
+  }
+};
+
 inline Params params_of(const at::Tensor& w, const at::Tensor& u) {
   auto wd = w.to(at::kDouble).contiguous();
   auto ud = u.to(at::kDouble).contiguous();

@@ -146,15 +146,13 @@ void backward_impl(const at::Tensor& k, const at::Tensor& v, const at::Tensor& w
       const int64_t b = task / nblk, c0 = (task % nblk) * L;
       const int nl = static_cast<int>(std::min<int64_t>(L, C - c0));
       const int64_t off = saved_offset(b, c0, C, T), so = b * C + c0;
-      double* outs[4] = {st + so, st + plane + so, st + 2 * plane + so, st + 3 * plane + so};
+      const LaneStats lane{st + so, st + plane + so, st + 2 * plane + so, st + 3 * plane + so};
       if (scaled_fits<A>(prm, c0, nl, T))
         backward_task_scaled<L, S, A, A>(kv, vv, gv_in, gkv, gvv, prm, b, c0, nl, seq, vseq, gseq,
-                                         oseq, add, ysp + off, tpp + off, dnp + off, outs[0],
-                                         outs[1], outs[2], outs[3]);
+                                         oseq, add, ysp + off, tpp + off, dnp + off, lane);
       else
         backward_task<L, S, A, A>(kv, vv, gv_in, gkv, gvv, prm, b, c0, nl, seq, vseq, gseq, oseq,
-                                  add, ysp + off, tpp + off, dnp + off, outs[0], outs[1], outs[2],
-                                  outs[3]);
+                                  add, ysp + off, tpp + off, dnp + off, lane);
     }
   });
 }

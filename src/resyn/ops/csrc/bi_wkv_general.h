@@ -14,10 +14,7 @@ void forward_task(const View<S>& k, const View<S>& v, const View<S>& out, const 
                   bool add, A* ys, A* top, A* den) {
   const int64_t T = seq.T;
   double w[L], u[L];
-  for (int j = 0; j < L; ++j) {
-    w[j] = j < nl ? prm.w[c0 + j] : 0.0;
-    u[j] = j < nl ? prm.u[c0 + j] : 0.0;
-  }
+  lane_params<L>(prm, c0, nl, w, u);
   // Reverse pass: the sums over i > t (mantissas c, d and offset q) at every position.
   A* rc = scratch<A>(0, T * L);
   A* rd = scratch<A>(1, T * L);
@@ -95,14 +92,10 @@ void backward_task(const View<S>& k, const View<S>& v, const View<S>& g, const V
                    const View<G>& gv, const Params& prm, int64_t b, int64_t c0, int nl,
                    const Seq& seq, const Seq& vseq, const Seq& gseq, const Seq& oseq, bool add,
                    const A* ys,
-                   const A* top, const A* den, double* gw_out, double* gu_out,
-                   double* term_out, double* gkmax_out) {
+                   const A* top, const A* den, const LaneStats& stats) {
   const int64_t T = seq.T;
   double w[L], u[L];
-  for (int j = 0; j < L; ++j) {
-    w[j] = j < nl ? prm.w[c0 + j] : 0.0;
-    u[j] = j < nl ? prm.u[c0 + j] : 0.0;
-  }
+  lane_params<L>(prm, c0, nl, w, u);
   // Per position, from the reverse pass: the reverse parts of (v − y), of the ∂L/∂w inner sum,
   // and of e^{k}·Zα, e^{k}·Z(αy).
   A* x1 = scratch<A>(0, T * L);
@@ -217,12 +210,7 @@ void backward_task(const View<S>& k, const View<S>& v, const View<S>& g, const V
     scatter<L>(gk.at(b, c0), oseq, nl, t0, n, gkt, add);
     scatter<L>(gv.at(b, c0), oseq, nl, t0, n, gvt, add);
   }
-  for (int j = 0; j < nl; ++j) {
-    gw_out[j] = gw[j];
-    gu_out[j] = gu[j];
-    term_out[j] = static_cast<double>(term[j]);
-    gkmax_out[j] = static_cast<double>(gkm[j]);
-  }
+  stats.write(nl, gw, gu, term, gkm);
 }
 
 }  // namespace resyn_bi_wkv

@@ -33,9 +33,10 @@ void forward_task_scaled(const View<S>& k, const View<S>& v, const View<S>& out,
                          const Seq& vseq, const Seq& oseq, bool add, A* ys, A* top, A* den) {
   const int64_t T = seq.T;
   M r[L], eu[L];
+  lane_params<L>(prm, c0, nl, r, eu);
   for (int j = 0; j < L; ++j) {
-    r[j] = std::exp(-(j < nl ? prm.w[c0 + j] : 0.0));
-    eu[j] = std::exp(j < nl ? prm.u[c0 + j] : 0.0);
+    r[j] = std::exp(-r[j]);  // the decay per step, e^{-w}
+    eu[j] = std::exp(eu[j]);
   }
   alignas(64) A kt[kTile * L], vt[kTile * L], yt[kTile * L], m[L];
   lane_max<L>(k, seq, b, c0, nl, kt, m);
@@ -95,12 +96,13 @@ void backward_task_scaled(const View<S>& k, const View<S>& v, const View<S>& g,
                           const View<G>& gk, const View<G>& gv, const Params& prm, int64_t b,
                           int64_t c0, int nl, const Seq& seq, const Seq& vseq, const Seq& gseq,
                           const Seq& oseq, bool add, const A* ys, const A* top, const A* den,
-                          double* gw_out, double* gu_out, double* term_out, double* gkmax_out) {
+                          const LaneStats& stats) {
   const int64_t T = seq.T;
   M r[L], eu[L];
+  lane_params<L>(prm, c0, nl, r, eu);
   for (int j = 0; j < L; ++j) {
-    r[j] = std::exp(-(j < nl ? prm.w[c0 + j] : 0.0));
-    eu[j] = std::exp(j < nl ? prm.u[c0 + j] : 0.0);
+    r[j] = std::exp(-r[j]);  // the decay per step, e^{-w}
+    eu[j] = std::exp(eu[j]);
   }
   alignas(64) A kt[kTile * L], vt[kTile * L], gt[kTile * L], yt[kTile * L], dt[kTile * L],
       gkt[kTile * L], gvt[kTile * L], m[L];
@@ -195,12 +197,7 @@ void backward_task_scaled(const View<S>& k, const View<S>& v, const View<S>& g,
     scatter<L>(gk.at(b, c0), oseq, nl, t0, n, gkt, add);
     scatter<L>(gv.at(b, c0), oseq, nl, t0, n, gvt, add);
   }
-  for (int j = 0; j < nl; ++j) {
-    gw_out[j] = gw[j];
-    gu_out[j] = gu[j];
-    term_out[j] = static_cast<double>(term[j]);
-    gkmax_out[j] = static_cast<double>(gkm[j]);
-  }
+  stats.write(nl, gw, gu, term, gkm);
 }
 
 // Whether the single-scale tasks are exact for a block of lanes (float32 accumulation only).
