@@ -104,3 +104,13 @@ def test_export_api_names_an_unwritable_place(tmp_path, make_tiny_conv) -> None:
         export_onnx(make_tiny_conv(2), tmp_path / "taken" / "m.onnx", size=16, check=False)
     with pytest.raises(ExportError, match="positive number of pixels, not 0"):
         export_onnx(make_tiny_conv(2), tmp_path / "m.onnx", size=0)
+
+
+def test_one_file_given_relative_and_absolute_is_one_input(tmp_path, photos, weights, monkeypatch):
+    # Issue 15, item 11: the same file named twice was refused as two inputs with one output.
+    monkeypatch.chdir(photos)
+    out = tmp_path / "out"
+    args = ["restore", "a.png", str(photos / "a.png"), "../in/a.png", "-o", str(out)]
+    res = runner.invoke(app, [*args, "-w", str(weights)])
+    assert res.exit_code == 0, f"{res.output}\n{res.exception!r}"
+    assert (out / "a_sr-x2.png").exists() and "would both be written" not in res.output

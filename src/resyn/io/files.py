@@ -82,13 +82,21 @@ def scan_images(
     files: reading one fails with "broken symbolic link". Raises ``FileNotFoundError`` naming an
     input that matches nothing.
     """
-    found: dict[Path, None] = {}
-    hidden: dict[Path, None] = {}
+    # Keyed by the absolute path, so one file given twice (relative and absolute, or through
+    # "..") is one input; the first spelling given is kept. Links are not resolved: two links
+    # are two inputs with their own output names.
+    found: dict[str, Path] = {}
+    hidden: dict[str, Path] = {}
+
+    def keep(into: dict[str, Path], path: Path) -> None:
+        into.setdefault(os.path.abspath(path), path)
 
     def add_folder(folder: Path) -> None:
         files, dots = _walk(folder, recursive, extensions)
-        found.update(dict.fromkeys(files))
-        hidden.update(dict.fromkeys(dots))
+        for f in files:
+            keep(found, f)
+        for f in dots:
+            keep(hidden, f)
 
     for item in inputs:
         text = os.fspath(item)
@@ -101,16 +109,16 @@ def scan_images(
                 if p.is_dir():
                     add_folder(p)
                 elif _is_file_or_broken_link(p) and p.suffix.lower() in extensions:
-                    found[p] = None
+                    keep(found, p)
             continue
         p = Path(text)
         if p.is_dir():
             add_folder(p)
         elif _is_file_or_broken_link(p):
-            found[p] = None
+            keep(found, p)
         else:
             raise FileNotFoundError(f"no such file or folder: {text}")
-    return ImageScan(sorted(found), sorted(hidden))
+    return ImageScan(sorted(found.values()), sorted(hidden.values()))
 
 
 def find_images(
