@@ -249,3 +249,20 @@ def test_failed_build_falls_back_with_the_reason(monkeypatch):
     assert rel_err(y, oracle.naive_bi_wkv(k, v, w, u)) <= TOL
     with pytest.raises(ValueError, match="no compiled kernel runs"):
         bi_wkv(k, v, w, u, backend="compiled")
+
+
+@pytest.mark.parametrize("hw", [(3, 5), (4, 4)])
+def test_pure_float64_fallback_matches_the_kernel_in_float64(hw):
+    # The guard's recomputation for backends without float64 kernels (Triton) uses the
+    # pure-PyTorch formulas; on the CPU both it and the kernel's float64 path can run.
+    H, W = hw
+    g = torch.Generator().manual_seed(H * W)
+    B, C, T = 2, 5, H * W
+    k, v = (torch.randn(B, C, T, generator=g, dtype=torch.float64) for _ in range(2))
+    w, u = (torch.randn(2, C, generator=g, dtype=torch.float64) / T for _ in range(2))
+    grad = torch.randn(B, T, C, generator=g, dtype=torch.float64)
+    _, ys, top, den = _bi_wkv_kernel.wkv_forward(k, v, w, u, H, True, True)
+    want = _bi_wkv_kernel._backward(_bi_wkv_cpp, k, v, w, u, H, True, grad, (ys, top, den))
+    got = _bi_wkv_kernel._torch_float64_backward(k, v, w, u, H, True, grad)
+    for name, a, b in zip(("k", "v", "w", "u"), got, want):
+        assert rel_err(a, b) <= 1e-10, f"gradient of {name}"

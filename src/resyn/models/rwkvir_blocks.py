@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from resyn.ops import bi_wkv, cross_bi_wkv
-from resyn.ops.bi_wkv import _transpose_grid
+from resyn.ops._bi_wkv_kernel import transpose_grid
 
 
 def to_tokens(x: Tensor) -> Tensor:
@@ -117,10 +117,8 @@ class DCShift(nn.Module):
 def _pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:
     """A 1x1 convolution as one matrix product over the pixels, in channels-last memory (the
     same parameters as ``conv``; CPU convolution would copy the map and run im2col)."""
-    B, C, H, W = x.shape
-    tokens = x.permute(0, 2, 3, 1).reshape(B, H * W, C)
-    y = nn.functional.linear(tokens, conv.weight.flatten(1), conv.bias)
-    return y.view(B, H, W, -1).permute(0, 3, 1, 2)
+    y = nn.functional.linear(to_tokens(x), conv.weight.flatten(1), conv.bias)
+    return to_image(y, (x.shape[2], x.shape[3]))
 
 
 def fancy_init(dim: int, layer: int, n_layers: int) -> tuple[Tensor, Tensor]:
@@ -169,14 +167,13 @@ class CrossBiWKV(nn.Module):
 
     def branch(self, k: Tensor, v: Tensor, hw: tuple[int, int], vertical: bool) -> Tensor:
         """One branch alone, channels-first in and out (tests, analysis)."""
-        T = k.shape[-1]
-        decay, first = (self.decay_v, self.first_v) if vertical else (self.decay_h, self.first_h)
-        w, u = (decay / T).to(k.dtype), (first / T).to(k.dtype)
+        (w_h, w_v), (u_h, u_v) = self.params(k.shape[-1], k.dtype)
+        w, u = (w_v, u_v) if vertical else (w_h, u_h)
         if not vertical:
             return bi_wkv(k, v, w, u, channels_first=True)
         H, W = hw
-        y = bi_wkv(_transpose_grid(k, H, W), _transpose_grid(v, H, W), w, u, channels_first=True)
-        return _transpose_grid(y, W, H)
+        y = bi_wkv(transpose_grid(k, H, W), transpose_grid(v, H, W), w, u, channels_first=True)
+        return transpose_grid(y, W, H)
 
 
 class SpatialMix(nn.Module):

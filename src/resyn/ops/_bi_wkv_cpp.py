@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from resyn.ops._bi_wkv_kernel import accumulation_dtype
+
 CSRC = Path(__file__).with_name("csrc")
 SOURCE = CSRC / "bi_wkv_cpu.cpp"  # includes the headers next to it
 NAME = "resyn_bi_wkv_cpu"
@@ -31,6 +33,8 @@ NAME = "resyn_bi_wkv_cpu"
 # -fno-trapping-math let the lane loops vectorise without -ffast-math (which would assume no inf).
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 FALLBACK_FLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+# The kernel runs float64 inputs in float64 (the cancellation guard's recomputation uses it).
+FLOAT64 = True
 
 _lock = threading.Lock()
 _state: tuple[bool, str] | None = None
@@ -142,16 +146,6 @@ def _try_load() -> tuple[bool, str]:
     return False, "build failed: " + "; ".join(errors)
 
 
-def reset_for_tests() -> None:
-    """Forget the outcome (tests of the fallback); a loaded library stays loaded."""
-    global _state
-    _state = None
-
-
-def _acc_dtype(t: Tensor) -> torch.dtype:
-    return torch.float64 if t.dtype == torch.float64 else torch.float32
-
-
 def saved_shape(B: int, C: int, T: int) -> tuple[int, int, int, int]:
     """The layout of the saved y, top and den: 16 channels contiguous per position."""
     return (B, -(-C // 16), T, 16)
@@ -168,7 +162,7 @@ def forward(
     k, v, out: (B, C, T) logical tensors with any strides (one dtype); w, u: (C,).
     """
     if into is None:
-        empty = torch.empty(0, dtype=_acc_dtype(k))
+        empty = torch.empty(0, dtype=accumulation_dtype(k.dtype))
         into = (empty, empty, empty)
     torch.ops.resyn_cpu.bi_wkv_forward(k, v, w, u, grid_h, out, accumulate, *into)
 

@@ -39,8 +39,15 @@ def backend_for(device: torch.device) -> ModuleType | None:
     return None
 
 
-def _acc(dtype: torch.dtype) -> torch.dtype:
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """What every Bi-WKV path computes in: float64 for float64 inputs, float32 otherwise."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def transpose_grid(x: Tensor, H: int, W: int) -> Tensor:
+    """(B, C, H·W) row-major over an H x W grid -> column-major (row-major over W x H)."""
+    B, C, T = x.shape
+    return x.view(B, C, H, W).transpose(2, 3).reshape(B, C, T)
 
 
 def _saved_specs(
@@ -53,13 +60,13 @@ def _saved_specs(
         from resyn.ops._bi_wkv_cpp import saved_shape
 
         shape = (n, *saved_shape(B, C, T))
-        return [(shape, _acc(dtype))] * 3
+        return [(shape, accumulation_dtype(dtype))] * 3
     return [((n, B, C, T), torch.float32), ((n, B, C, T), torch.float64), ((0,), torch.float32)]
 
 
 def _branch_forward(backend, k, v, w, u, grid, out, add, into) -> None:
     """One branch through ``backend``, its saved tensors written into ``into`` (or None)."""
-    if device_is_cpu(k):
+    if _on_cpu(k):
         backend.forward(k, v, w, u, grid, out, add, into)
         return
     saved = backend.forward(k, v, w, u, grid, out, add, into is not None)
@@ -70,10 +77,10 @@ def _branch_forward(backend, k, v, w, u, grid, out, add, into) -> None:
 
 def _branch_saved(k: Tensor, saved: tuple[Tensor, Tensor, Tensor], i: int) -> tuple:
     ys, top, den = saved
-    return (ys[i], top[i], den[i]) if device_is_cpu(k) else (ys[i], top[i])
+    return (ys[i], top[i], den[i]) if _on_cpu(k) else (ys[i], top[i])
 
 
-def device_is_cpu(t: Tensor) -> bool:
+def _on_cpu(t: Tensor) -> bool:
     return t.device.type == "cpu"
 
 
@@ -101,7 +108,7 @@ def wkv_forward(
         specs = [((0,), dt) for _, dt in specs]
     # The CPU layout pads channels to blocks of 16 that no task writes when C % 16 != 0:
     # zeros there keep the outputs deterministic.
-    alloc = torch.zeros if save and C % 16 else torch.empty
+    alloc = torch.zeros if save and C % 16 and _on_cpu(k) else torch.empty
     ys, top, den = (alloc(shape, dtype=dt, device=k.device) for shape, dt in specs)
     for i in range(n):
         into = _branch_saved(k, (ys, top, den), i) if save else None
@@ -146,7 +153,7 @@ def _backward(backend, k, v, w, u, grid_h, tokens_out, grad, saved):
     """The backend's gradients, or None when the guard asks for float64."""
     B, C, T = k.shape
     n = w.shape[0]
-    acc = _acc(k.dtype)
+    acc = accumulation_dtype(k.dtype)
     g = _out_view(grad.to(k.dtype), tokens_out)
     gk = torch.empty((B, C, T), dtype=acc, device=k.device)
     gv = torch.empty_like(gk)
@@ -168,7 +175,7 @@ def _backward(backend, k, v, w, u, grid_h, tokens_out, grad, saved):
 def _float64_backward(backend, k, v, w, u, grid_h, tokens_out, grad):
     """Every gradient of the call in float64 (the guard's fallback)."""
     k64, v64, w64, u64 = (t.to(torch.float64) for t in (k, v, w, u))
-    if getattr(backend, "FLOAT64", True):
+    if backend.FLOAT64:
         _, ys, top, den = wkv_forward(k64, v64, w64, u64, grid_h, tokens_out, True)
         out = _backward(backend, k64, v64, w64, u64, grid_h, tokens_out, grad, (ys, top, den))
         assert out is not None  # the guard never fires in float64
@@ -183,28 +190,22 @@ def _torch_float64_backward(k, v, w, u, grid_h, tokens_out, grad):
 
     T = k.shape[-1]
     g = _out_view(grad.to(torch.float64), tokens_out)
-    gk = torch.zeros_like(k)
-    gv = torch.zeros_like(v)
+    gk, gv = torch.zeros_like(k), torch.zeros_like(v)
     gws, gus = [], []
     for i in range(w.shape[0]):
-        order = _order(T, _grid(i, grid_h), k.device)
-        kt, vt, gt = (x[:, :, order].transpose(1, 2).contiguous() for x in (k, v, g))
+        H = _grid(i, grid_h)
+        # branch 1 runs over the grid's columns: its sequence order is the transposed grid
+        seq = [x if H == 0 else transpose_grid(x, H, T // H) for x in (k, v, g)]
+        kt, vt, gt = (x.transpose(1, 2).contiguous() for x in seq)
         L = chunk_length(w[i], T)
         y, log_den = bi_wkv_forward(kt, vt, w[i], u[i], L)
         a, b, c, d = bi_wkv_backward(kt, vt, w[i], u[i], y, log_den, gt, L)
-        gk[:, :, order] += a.transpose(1, 2)
-        gv[:, :, order] += b.transpose(1, 2)
+        a, b = a.transpose(1, 2), b.transpose(1, 2)
+        gk += a if H == 0 else transpose_grid(a, T // H, H)
+        gv += b if H == 0 else transpose_grid(b, T // H, H)
         gws.append(c)
         gus.append(d)
     return gk, gv, torch.stack(gws), torch.stack(gus)
-
-
-def _order(T: int, grid_h: int, device: torch.device) -> Tensor:
-    """Memory index of each sequence position (column-major over the grid when grid_h > 0)."""
-    t = torch.arange(T, device=device)
-    if grid_h == 0:
-        return t
-    return (t % grid_h) * (T // grid_h) + t // grid_h
 
 
 def _setup_context(ctx, inputs, output) -> None:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from resyn.ops import _bi_wkv_kernel, _bi_wkv_scaled
+from resyn.ops._bi_wkv_kernel import accumulation_dtype, transpose_grid
 from resyn.ops._bi_wkv_torch import BiWKVFunction, chunk_length, traceable_forward
 
 METHODS = ("auto", "scaled", "general")
@@ -83,12 +84,6 @@ def _use_kernel(t: Tensor, backend: str | None, generic: bool) -> bool:
     return usable and (generic or choice == "compiled")
 
 
-def _compute_dtype(v: Tensor) -> torch.dtype:
-    if v.dtype == torch.float64:
-        return torch.float64
-    return torch.float32
-
-
 def bi_wkv(
     k: Tensor,
     v: Tensor,
@@ -115,7 +110,7 @@ def bi_wkv(
         raise ValueError(f"bi_wkv: method must be one of {', '.join(METHODS)}, not {method!r}")
     _validate(k, v, w, u, channels_first)
     out_dtype = v.dtype
-    cdt = _compute_dtype(v)
+    cdt = accumulation_dtype(v.dtype)
     T = v.shape[-1] if channels_first else v.shape[1]
     if v.numel() == 0 or v.device.type == "meta":
         # meta tensors carry shapes only (FLOP counting, shape inference): nothing to compute
@@ -215,19 +210,14 @@ def cross_bi_wkv(
         raise ValueError(f"cross_bi_wkv: T = {k.shape[-1]} is not H x W = {H} x {W}")
     if v.numel() == 0 or v.device.type == "meta":
         return torch.empty_like(v).transpose(1, 2)
-    cdt = _compute_dtype(v)
+    cdt = accumulation_dtype(v.dtype)
     if _use_kernel(v, backend, True):
         ws = torch.stack([x.to(cdt) for x in w])
         us = torch.stack([x.to(cdt) for x in u])
         return _bi_wkv_kernel.wkv(k.to(v.dtype), v, ws, us, H, True)
     pure = "torch"
     y = bi_wkv(k, v, w[0], u[0], channels_first=True, backend=pure)
-    yv = bi_wkv(_transpose_grid(k, H, W), _transpose_grid(v, H, W), w[1], u[1],
+    yv = bi_wkv(transpose_grid(k, H, W), transpose_grid(v, H, W), w[1], u[1],
                 channels_first=True, backend=pure)
-    return (y + _transpose_grid(yv, W, H)).transpose(1, 2)
+    return (y + transpose_grid(yv, W, H)).transpose(1, 2)
 
-
-def _transpose_grid(x: Tensor, H: int, W: int) -> Tensor:
-    """(B, C, H·W) row-major over an H x W grid -> column-major (row-major over W x H)."""
-    B, C, T = x.shape
-    return x.view(B, C, H, W).transpose(2, 3).reshape(B, C, T)

@@ -109,8 +109,7 @@ def estimate_memory(model: nn.Module, height: int, width: int) -> int:
     chans = model_channels(model)
     dim = int(getattr(config, "embed_dim", 64))
     upsampler = str(getattr(config, "upsampler", ""))
-    arch = getattr(type(model), "arch", "")
-    live = LIVE_FEATURE_TENSORS.get(arch, DEFAULT_LIVE_FEATURE_TENSORS)
+    live = LIVE_FEATURE_TENSORS.get(getattr(type(model), "arch", ""), DEFAULT_LIVE_FEATURE_TENSORS)
     per_pixel = dim * live * 4
     if upsampler == "pixelshuffle":
         per_pixel += 64 * 4 * 4 * scale * scale // 2

@@ -104,7 +104,11 @@ void backward_task(const View<S>& k, const View<S>& v, const View<S>& g, const V
   A* x4 = scratch<A>(3, T * L);
   alignas(64) A kt[kTile * L], vt[kTile * L], gt[kTile * L], yt[kTile * L], tt[kTile * L],
       dt[kTile * L], gkt[kTile * L], gvt[kTile * L];
-  auto saved_tile = [&](int64_t t0, int64_t n) {
+  // k, v, the gradient and the saved y, top and den of positions [t0, t0 + n)
+  auto load_tile = [&](int64_t t0, int64_t n) {
+    gather<L>(k.at(b, c0), seq, nl, t0, n, kt);
+    gather<L>(v.at(b, c0), vseq, nl, t0, n, vt);
+    gather<L>(g.at(b, c0), gseq, nl, t0, n, gt);
     for (int64_t i = 0; i < n; ++i)
       for (int j = 0; j < L; ++j) {
         const int64_t o = (t0 + i) * kSaveLanes + j;
@@ -123,10 +127,7 @@ void backward_task(const View<S>& k, const View<S>& v, const View<S>& g, const V
     }
     for (int64_t end = T; end > 0; end -= kTile) {
       int64_t t0 = std::max<int64_t>(0, end - kTile), n = end - t0;
-      gather<L>(k.at(b, c0), seq, nl, t0, n, kt);
-      gather<L>(v.at(b, c0), vseq, nl, t0, n, vt);
-      gather<L>(g.at(b, c0), gseq, nl, t0, n, gt);
-      saved_tile(t0, n);
+      load_tile(t0, n);
       for (int64_t i = n - 1; i >= 0; --i) {
         const int64_t t = t0 + i;
 #pragma omp simd
@@ -167,10 +168,7 @@ void backward_task(const View<S>& k, const View<S>& v, const View<S>& g, const V
   }
   for (int64_t t0 = 0; t0 < T; t0 += kTile) {
     int64_t n = std::min(kTile, T - t0);
-    gather<L>(k.at(b, c0), seq, nl, t0, n, kt);
-    gather<L>(v.at(b, c0), vseq, nl, t0, n, vt);
-    gather<L>(g.at(b, c0), gseq, nl, t0, n, gt);
-    saved_tile(t0, n);
+    load_tile(t0, n);
     for (int64_t i = 0; i < n; ++i) {
       const int64_t t = t0 + i;
 #pragma omp simd

@@ -15,6 +15,16 @@ namespace resyn_bi_wkv {
 constexpr double kScaledMaxWT = 30.0;
 constexpr double kScaledMaxU = 30.0;
 
+// The single-scale tasks' per-lane factors: the decay per step r = e^{−w} and e^{u}.
+template <int L>
+inline void scaled_factors(const Params& prm, int64_t c0, int nl, M* r, M* eu) {
+  lane_params<L>(prm, c0, nl, r, eu);
+  for (int j = 0; j < L; ++j) {
+    r[j] = std::exp(-r[j]);
+    eu[j] = std::exp(eu[j]);
+  }
+}
+
 template <int L, typename S, typename A>
 void lane_max(const View<S>& k, const Seq& seq, int64_t b, int64_t c0, int nl, A* kt, A* m) {
   for (int j = 0; j < L; ++j) m[j] = -std::numeric_limits<A>::infinity();
@@ -33,11 +43,7 @@ void forward_task_scaled(const View<S>& k, const View<S>& v, const View<S>& out,
                          const Seq& vseq, const Seq& oseq, bool add, A* ys, A* top, A* den) {
   const int64_t T = seq.T;
   M r[L], eu[L];
-  lane_params<L>(prm, c0, nl, r, eu);
-  for (int j = 0; j < L; ++j) {
-    r[j] = std::exp(-r[j]);  // the decay per step, e^{-w}
-    eu[j] = std::exp(eu[j]);
-  }
+  scaled_factors<L>(prm, c0, nl, r, eu);
   alignas(64) A kt[kTile * L], vt[kTile * L], yt[kTile * L], m[L];
   lane_max<L>(k, seq, b, c0, nl, kt, m);
   A* rc = scratch<A>(0, T * L);
@@ -99,15 +105,15 @@ void backward_task_scaled(const View<S>& k, const View<S>& v, const View<S>& g,
                           const LaneStats& stats) {
   const int64_t T = seq.T;
   M r[L], eu[L];
-  lane_params<L>(prm, c0, nl, r, eu);
-  for (int j = 0; j < L; ++j) {
-    r[j] = std::exp(-r[j]);  // the decay per step, e^{-w}
-    eu[j] = std::exp(eu[j]);
-  }
+  scaled_factors<L>(prm, c0, nl, r, eu);
   alignas(64) A kt[kTile * L], vt[kTile * L], gt[kTile * L], yt[kTile * L], dt[kTile * L],
       gkt[kTile * L], gvt[kTile * L], m[L];
   lane_max<L>(k, seq, b, c0, nl, kt, m);
-  auto saved_tile = [&](int64_t t0, int64_t n) {
+  // k, v, the gradient and the saved y and den of positions [t0, t0 + n), as [position][lane]
+  auto load_tile = [&](int64_t t0, int64_t n) {
+    gather<L>(k.at(b, c0), seq, nl, t0, n, kt);
+    gather<L>(v.at(b, c0), vseq, nl, t0, n, vt);
+    gather<L>(g.at(b, c0), gseq, nl, t0, n, gt);
     for (int64_t i = 0; i < n; ++i)
       for (int j = 0; j < L; ++j) {
         const int64_t o = (t0 + i) * kSaveLanes + j;
@@ -126,10 +132,7 @@ void backward_task_scaled(const View<S>& k, const View<S>& v, const View<S>& g,
     for (int j = 0; j < L; ++j) c[j] = d[j] = sc[j] = sd[j] = ra[j] = ray[j] = 0;
     for (int64_t end = T; end > 0; end -= kTile) {
       const int64_t t0 = std::max<int64_t>(0, end - kTile), n = end - t0;
-      gather<L>(k.at(b, c0), seq, nl, t0, n, kt);
-      gather<L>(v.at(b, c0), vseq, nl, t0, n, vt);
-      gather<L>(g.at(b, c0), gseq, nl, t0, n, gt);
-      saved_tile(t0, n);
+      load_tile(t0, n);
       for (int64_t i = n - 1; i >= 0; --i) {
         const int64_t t = t0 + i;
 #pragma omp simd
@@ -160,10 +163,7 @@ void backward_task_scaled(const View<S>& k, const View<S>& v, const View<S>& g,
   }
   for (int64_t t0 = 0; t0 < T; t0 += kTile) {
     const int64_t n = std::min(kTile, T - t0);
-    gather<L>(k.at(b, c0), seq, nl, t0, n, kt);
-    gather<L>(v.at(b, c0), vseq, nl, t0, n, vt);
-    gather<L>(g.at(b, c0), gseq, nl, t0, n, gt);
-    saved_tile(t0, n);
+    load_tile(t0, n);
     for (int64_t i = 0; i < n; ++i) {
       const int64_t t = t0 + i;
 #pragma omp simd
