@@ -190,3 +190,24 @@ def test_join_matches_the_exact_file_name_before_the_stem(rng):
     with pytest.warns(UserWarning, match="match more than one scored file"):
         joined = join_scores_psnr(scores, pd.DataFrame({"name": ["img_000"], "psnr_y": [5.0]}))
     assert joined.empty
+
+
+def test_bootstrap_intervals_bracket_the_estimate_and_order_the_predictors() -> None:
+    from resyn.complexity.study import bootstrap_pearson
+
+    rng = np.random.default_rng(3)
+    n = 80
+    complexity = rng.normal(size=n)
+    psnr = 30 - 2 * complexity + rng.normal(0, 0.5, n)  # complexity predicts well
+    bpp = complexity + rng.normal(0, 1.5, n)  # BPP is a noisy proxy of it
+    joined = pd.DataFrame({"complexity": complexity, "bpp": bpp, "psnr": psnr})
+    out = correlate(joined, bootstrap=500)
+    assert out["pearson_complexity_lo"] <= out["pearson_complexity"] <= out["pearson_complexity_hi"]
+    assert out["pearson_bpp_lo"] <= out["pearson_bpp"] <= out["pearson_bpp_hi"]
+    assert out["pearson_complexity_hi"] < -0.9
+    assert out["delta_abs_pearson_lo"] > 0  # complexity is the better predictor, clearly
+    assert out == correlate(joined, bootstrap=500)  # seeded: the same numbers every run
+    assert "pearson_complexity_lo" not in correlate(joined)
+    # a NaN anywhere drops that image from the paired resamples; fewer than 3 gives NaN
+    few = bootstrap_pearson(np.array([1.0, 2.0, np.nan]), np.ones(3), np.arange(3.0))
+    assert all(np.isnan(v) for v in few.values())

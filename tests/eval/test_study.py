@@ -83,3 +83,50 @@ def test_study_needs_three_images(tmp_path) -> None:
         app, ["study", "complexity", "--data", str(tmp_path / "imgs"), "-o", str(tmp_path / "o")]
     )
     assert res.exit_code == 2 and "at least 3" in res.output
+
+
+def test_study_from_an_eval_folder_runs_no_model(tmp_path, tiny_arch, make_tiny_conv) -> None:
+    from resyn.models import save_model
+
+    _images(tmp_path / "imgs")
+    w = tmp_path / "x2.safetensors"
+    save_model(make_tiny_conv(2), w, info={"task": "sr-x2"})
+    ev = tmp_path / "ev"
+    args = ["-m", "bicubic", "-m", f"Tiny={w}", "-t", "sr-x2"]
+    res = runner.invoke(app, ["eval", "-d", f"Mix={tmp_path / 'imgs'}", *args, "-o", str(ev)])
+    assert res.exit_code == 0, res.output
+    direct = tmp_path / "direct"
+    res = runner.invoke(
+        app, ["study", "complexity", "-d", f"Mix={tmp_path / 'imgs'}", *args, "-o", str(direct)]
+    )
+    assert res.exit_code == 0, res.output
+    w.unlink()  # the study must not need the model any more
+    study = tmp_path / "study"
+    res = runner.invoke(
+        app, ["study", "complexity", "--from-eval", str(ev), "-t", "sr-x2", "-o", str(study)]
+    )
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    # equal up to the 6 decimals the eval's per-image CSVs keep
+    a, b = pd.read_csv(study / "correlations.csv"), pd.read_csv(direct / "correlations.csv")
+    assert list(a.columns) == list(b.columns) and list(a["restorer"]) == ["Bicubic", "Tiny"]
+    numeric = a.columns.drop("restorer")
+    assert np.allclose(a[numeric], b[numeric], atol=1e-5, equal_nan=True)
+    md = (study / "correlations.md").read_text()
+    assert "Bicubic" in md and "Tiny" in md and "[" in md  # intervals in brackets
+    # the eval folder is for another task, or names another dataset: a clear error
+    res = runner.invoke(
+        app, ["study", "complexity", "--from-eval", str(ev), "-t", "sr-x4", "-o", str(study)]
+    )
+    assert res.exit_code == 2 and "sr-x2" in res.output
+    res = runner.invoke(
+        app,
+        ["study", "complexity", "--from-eval", str(ev), "-d", "Other", "-t", "sr-x2", "-o",
+         str(study)],
+    )
+    assert res.exit_code == 2 and "no dataset 'Other'" in res.output
+    res = runner.invoke(
+        app, ["study", "complexity", "--from-eval", str(tmp_path), "-o", str(study)]
+    )
+    assert res.exit_code == 2 and "summary.csv" in res.output

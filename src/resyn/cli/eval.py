@@ -150,7 +150,12 @@ def eval_command(
 
 
 def study_complexity(
-    data: str = typer.Option(..., "--data", "-d", help="NAME=DIR (or DIR) of one image folder."),
+    data: str = typer.Option(
+        None,
+        "--data",
+        "-d",
+        help="NAME=DIR (or DIR) of one image folder; with --from-eval, NAME picks its dataset.",
+    ),
     model: list[str] = typer.Option(
         ["bicubic"], "--model", "-m", help="Model specs as for `resyn eval`. Repeatable."
     ),
@@ -161,22 +166,86 @@ def study_complexity(
     overlap: int = typer.Option(32, "--overlap"),
     max_memory: str = typer.Option("1.5GB", "--max-memory"),
     device: str = typer.Option("cpu", "--device"),
+    from_eval: Path = typer.Option(
+        None,
+        "--from-eval",
+        help="A `resyn eval` output folder: study its per-image rows (every model in it) "
+        "instead of running models; --model and the tiling options are then not used.",
+    ),
+    resamples: int = typer.Option(
+        2000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none)."
+    ),
 ) -> None:
     """Per-image PSNR of each model against GLCM complexity and BPP (the paper's Fig. 3)."""
-    from resyn.eval import EvalSettings, write_results
     from resyn.eval.study import write_study
 
     if bins < 1:
         fail("--bins must be >= 1")
-    parsed, datasets, models, budget = _prepare(model, [data], task, device, max_memory)
-    settings = EvalSettings(tile, overlap, budget, device, "fp32", 0)
-    results = _run(parsed, datasets, models, settings, None)
-    write_results(output / "eval", results, parsed, settings, models=models, datasets=datasets)
+    if resamples < 0:
+        fail("--bootstrap must be >= 0")
+    if from_eval is not None:
+        parsed, results = _read_eval(from_eval, data, task)
+    else:
+        if data is None:
+            fail("--data is required (or --from-eval with a `resyn eval` output folder)")
+        results = _evaluate_for_study(model, data, task, output, tile, overlap, max_memory, device)
+        parsed = _prepare_task(task)
     n = len(results[0].rows)
     if n < 3:
         fail(f"only {n} image(s) could be evaluated; correlations need at least 3")
-    written = write_study(results, parsed, output, bins=bins)
+    written = write_study(results, parsed, output, bins=bins, resamples=resamples)
     console.print(written["correlations_md"].read_text(), highlight=False, markup=False)
     console.print(
         f"wrote {', '.join(p.name for p in written.values())} to {output}", highlight=False
     )
+
+
+def _prepare_task(task: str) -> Any:
+    from resyn.degrade import parse_task
+
+    try:
+        return parse_task(task)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def _evaluate_for_study(
+    model: list[str],
+    data: str,
+    task: str,
+    output: Path,
+    tile: int | None,
+    overlap: int,
+    max_memory: str,
+    device: str,
+) -> list[Any]:
+    """Run the models on the folder (fp32, seed 0) and keep the evaluation under OUT/eval."""
+    from resyn.eval import EvalSettings, write_results
+
+    parsed, datasets, models, budget = _prepare(model, [data], task, device, max_memory)
+    settings = EvalSettings(tile, overlap, budget, device, "fp32", 0)
+    results = _run(parsed, datasets, models, settings, None)
+    write_results(output / "eval", results, parsed, settings, models=models, datasets=datasets)
+    return results
+
+
+def _read_eval(folder: Path, data: str | None, task: str) -> tuple[Any, list[Any]]:
+    """The task and per-image results of a finished `resyn eval` run, checked against --task."""
+    from resyn.eval import parse_data_arg
+    from resyn.eval.report import read_results
+
+    parsed = _prepare_task(task)
+    summary = folder / "summary.md"
+    if summary.is_file():
+        first = summary.read_text(encoding="utf-8").splitlines()[:1]
+        recorded = first[0].removeprefix("# Evaluation: ").strip() if first else ""
+        if recorded and recorded != parsed.name:
+            fail(f"--from-eval {folder} evaluated task {recorded}, not --task {parsed.name}")
+    try:
+        name = None if data is None else parse_data_arg(data)[0]
+        results = read_results(folder, name)
+    except ValueError as exc:  # EvalError is a ValueError
+        fail(str(exc))
+    if not results:
+        fail(f"--from-eval {folder}: no model results")
+    return parsed, results

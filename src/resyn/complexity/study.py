@@ -135,18 +135,62 @@ def correlation(x: np.ndarray, y: np.ndarray) -> Correlation:
     )
 
 
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson rho of each row pair of two (resamples, n) arrays; NaN where a row is constant."""
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (xc * yc).sum(axis=1) / den, np.nan)
+
+
+def bootstrap_pearson(
+    complexity: np.ndarray,
+    bpp: np.ndarray,
+    psnr: np.ndarray,
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """Percentile bootstrap intervals (images resampled with replacement, the same resample for
+    both predictors) of Pearson rho(PSNR, complexity), rho(PSNR, BPP) and of the paired
+    difference ``|rho_complexity| - |rho_BPP|`` (> 0: complexity is the better predictor).
+
+    Only images with all three values finite count; NaN intervals with fewer than 3."""
+    c, b, p = (np.asarray(a, np.float64) for a in (complexity, bpp, psnr))
+    ok = np.isfinite(c) & np.isfinite(b) & np.isfinite(p)
+    c, b, p = c[ok], b[ok], p[ok]
+    keys = ("pearson_complexity", "pearson_bpp", "delta_abs_pearson")
+    nan = float("nan")
+    if c.size < 3 or resamples < 1:
+        return {f"{k}_{end}": nan for k in keys for end in ("lo", "hi")}
+    idx = np.random.default_rng(seed).integers(0, c.size, size=(resamples, c.size))
+    rc, rb = _pearson_rows(c[idx], p[idx]), _pearson_rows(b[idx], p[idx])
+    tail = 100 * (1 - level) / 2
+    out = {}
+    for key, values in zip(keys, (rc, rb, np.abs(rc) - np.abs(rb)), strict=True):
+        values = values[np.isfinite(values)]
+        lo, hi = np.percentile(values, [tail, 100 - tail]) if values.size else (nan, nan)
+        out[f"{key}_lo"], out[f"{key}_hi"] = float(lo), float(hi)
+    return out
+
+
 def correlate(
     scores: pd.DataFrame | str | os.PathLike[str],
     psnr: pd.DataFrame | str | os.PathLike[str] | None = None,
     metric: str = "psnr_y",
     *,
     compute_bpp: bool = False,
+    bootstrap: int = 0,
 ) -> dict[str, float]:
     """Correlations of PSNR with complexity and with BPP for one restorer.
 
     Either ``correlate(joined)`` with the output of ``join_scores_psnr``, or
     ``correlate(scores, psnr, metric)`` with tables or file paths (joined here; with
-    ``compute_bpp`` missing BPP values are computed from the image files).
+    ``compute_bpp`` missing BPP values are computed from the image files). With
+    ``bootstrap=N`` the result also holds ``delta_abs_pearson`` and 95% intervals from N
+    resamples (``bootstrap_pearson``: keys ending in ``_lo`` / ``_hi``).
     """
     if psnr is None:
         if not isinstance(scores, pd.DataFrame) or "psnr" not in scores.columns:
@@ -164,7 +208,7 @@ def correlate(
             joined = fill_bpp(joined, base)
     c = correlation(joined["complexity"].to_numpy(), joined["psnr"].to_numpy())
     b = correlation(joined["bpp"].to_numpy(), joined["psnr"].to_numpy())
-    return {
+    out = {
         "n": c.n,
         "pearson_complexity": c.pearson,
         "spearman_complexity": c.spearman,
@@ -172,6 +216,17 @@ def correlate(
         "pearson_bpp": b.pearson,
         "spearman_bpp": b.spearman,
     }
+    if bootstrap:
+        out["delta_abs_pearson"] = abs(c.pearson) - abs(b.pearson)
+        out.update(
+            bootstrap_pearson(
+                joined["complexity"].to_numpy(),
+                joined["bpp"].to_numpy(),
+                joined["psnr"].to_numpy(),
+                resamples=bootstrap,
+            )
+        )
+    return out
 
 
 def correlation_table(

@@ -48,6 +48,38 @@ def _fmt(value: Any) -> Any:
     return value
 
 
+def read_results(out_dir: Path, dataset: str | None = None) -> list[DatasetResult]:
+    """The per-image rows of a ``resyn eval`` output folder, one ``DatasetResult`` per model
+    (in ``summary.csv``'s order), for ``dataset`` or, when None, its only dataset.
+
+    ``ValueError`` names the missing file or the ambiguous choice; nothing is recomputed."""
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    summary = out_dir / "summary.csv"
+    if not summary.is_file():
+        raise ValueError(f"{summary} does not exist: is {out_dir} a `resyn eval` output folder?")
+    table = pd.read_csv(summary, dtype={"model": str, "dataset": str})
+    names = list(dict.fromkeys(table["dataset"]))
+    if dataset is None:
+        if len(names) != 1:
+            raise ValueError(f"{out_dir} holds datasets {', '.join(names)}; name one")
+        dataset = names[0]
+    elif dataset not in names:
+        raise ValueError(f"{out_dir} has no dataset {dataset!r} (it has {', '.join(names)})")
+    results = []
+    for label in dict.fromkeys(table.loc[table["dataset"] == dataset, "model"]):
+        path = out_dir / "per_image" / safe_name(dataset) / f"{safe_name(label)}.csv"
+        if not path.is_file():
+            raise ValueError(f"{path} is missing (listed in {summary})")
+        rows = pd.read_csv(path, dtype={"name": str})
+        missing = [c for c in COLUMNS if c not in rows.columns]
+        if missing:
+            raise ValueError(f"{path}: no column {', '.join(missing)}")
+        results.append(DatasetResult(dataset, label, rows=rows[list(COLUMNS)].to_dict("records")))
+    return results
+
+
 def write_results(
     out_dir: Path,
     results: list[DatasetResult],
