@@ -44,7 +44,9 @@ class TestSet:
 SETS = [
     TestSet("Set5", "swinir", "testsets/Set5", 5, "SR (HR + MATLAB LR_bicubic X2/X3/X4)"),
     TestSet("Set14", "denoising", "CSet14", 14, "SR"),
-    TestSet("CBSD68", "denoising", "CBSD68", 68, "SR (BSD100's 68-image test subset), color denoising"),
+    TestSet(
+        "CBSD68", "denoising", "CBSD68", 68, "SR (BSD100's 68-image test subset), color denoising"
+    ),
     TestSet("Urban100", "denoising", "CUrban100", 100, "SR, color denoising"),
     TestSet("Manga109", "denoising", "CManga109", 109, "SR"),
     TestSet("BSD68", "denoising", "BSD68", 68, "gray denoising"),
@@ -113,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         commit = _git(repo, "rev-parse", "HEAD")
         origin = "JingyunLiang/SwinIR" if s.repo == "swinir" else "majedelhelou/denoising_datasets"
-        rows.append(f"| {s.name} | {origin} | `{s.folder}` | {str(commit)[:12]} | {found} | {s.use} |")
+        rows.append(
+            f"| {s.name} | {origin} | `{s.folder}` | {str(commit)[:12]} | {found} | {s.use} |"
+        )
         print(f"{s.name}: {found} images ({status}) -> {dest}")
     table = [
         "# Test sets (not committed; written by scripts/prepare_testsets.py)",
