@@ -158,6 +158,47 @@ def test_seed_and_per_source_make_a_deterministic_selection(pool, tmp_path: Path
     assert [r.status for r in rows] == [r.status for r in read_manifest(out / "manifest.csv")]
 
 
+def test_low_share_skews_the_selection_at_the_balanced_size(pool, tmp_path: Path) -> None:
+    from resyn.data.config import config_dict
+
+    sources, _ = pool
+    out = tmp_path / "out"
+    build_dataset(sources, out, BuildOptions(min_size=64, scales=(2,)), workers=1, log=print)
+    records = _read_journal(out / ".resyn_state" / "analysis.jsonl")
+    inputs = {s.name: list_inputs(s) for s in sources}
+
+    def kept(share: float) -> dict[str, tuple[int, int, int, int]]:
+        rows = decide(sources, inputs, records, BuildOptions(min_size=64, low_share=share))
+        counts = {}
+        for src in sources:
+            mine = [r for r in rows if r.source == src.name and r.complexity is not None]
+            eligible = [r for r in mine if r.status == KEPT or r.reason.startswith("balance")]
+            keep = [r for r in mine if r.status == KEPT]
+            counts[src.name] = (
+                sum(r.complexity <= 0 for r in keep),
+                sum(r.complexity > 0 for r in keep),
+                sum(r.complexity <= 0 for r in eligible),
+                sum(r.complexity > 0 for r in eligible),
+            )
+        return counts
+
+    balanced, skewed = kept(0.5), kept(0.75)
+    assert any(low for low, _, _, _ in balanced.values())
+    for name, (low, high, avail_low, avail_high) in skewed.items():
+        b_low, b_high, _, _ = balanced[name]
+        assert b_low == b_high  # 0.5 is the ReSyn rule, exactly balanced
+        total = b_low + b_high
+        assert low == min(round(total * 0.75), avail_low)
+        assert high == min(total - low, avail_high)
+        assert low >= b_low and low + high <= total
+    assert any(skewed[n][0] > balanced[n][0] for n in skewed)  # the pool allows a real skew
+    with pytest.raises(BuildError, match="--low-share"):
+        BuildOptions(low_share=1.0).validate()
+    # a balanced build's recorded definition is unchanged by the option's existence
+    assert "low_share" not in config_dict(sources, BuildOptions(), out)["options"]
+    assert config_dict(sources, BuildOptions(low_share=0.8), out)["options"]["low_share"] == 0.8
+
+
 def test_bad_sources_and_output_folders(pool, tmp_path: Path) -> None:
     sources, _ = pool
     out = tmp_path / "out"

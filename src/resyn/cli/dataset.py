@@ -42,6 +42,12 @@ def build(
         None, help="Keep at most N per source (N/2 above and N/2 at/below complexity 0)."
     ),
     seed: int = typer.Option(0, help="Seed of the balancing order."),
+    low_share: float = typer.Option(
+        0.5,
+        "--low-share",
+        help="Share of kept images at/below the center: 0.5 balances (ReSyn); e.g. 0.85 "
+        "skews to simple images at the same set size.",
+    ),
     scales: str = typer.Option("2,3,4", help="LR scales, comma-separated."),
     center: float | None = typer.Option(
         None, help="Complexity center (default: the active one of resyn.complexity)."
@@ -93,6 +99,7 @@ def build(
             thresh_size=thresh_size,
             center=center,
             max_pixels=max_pixels,
+            low_share=low_share,
         )
         with Progress(
             "[progress.description]{task.description}",

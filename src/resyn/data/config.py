@@ -88,6 +88,10 @@ class BuildOptions:
     center: float | None = None
     #: images with more pixels are ``unreadable`` (decompression-bomb guard of read_image)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    #: share of the kept images at/below the center: 0.5 balances (the ReSyn rule); less or
+    #: more skews the set toward complex or simple images at the balanced set's size (for
+    #: studies such as the paper's DF2K-like low-complexity case, docs/findings.md)
+    low_share: float = 0.5
 
     def validate(self) -> None:
         if self.min_size < 1:
@@ -98,6 +102,11 @@ class BuildOptions:
             raise BuildError("--blur-threshold must be >= 0")
         if not 0 <= self.flat_threshold <= 1:
             raise BuildError("--flat-threshold is a share of pixels, between 0 and 1")
+        if not 0 < self.low_share < 1:
+            raise BuildError(
+                f"--low-share is the share of images at/below the center, strictly between 0 "
+                f"and 1 (0.5 balances), got {self.low_share:g}"
+            )
         if self.per_source is not None and self.per_source < 2:
             raise BuildError("--per-source must be at least 2 (half above, half at/below zero)")
         if (
@@ -145,6 +154,8 @@ def config_dict(sources: list[Source], options: BuildOptions, out: Path) -> dict
     opts = asdict(options)
     opts["scales"] = list(options.scales)
     opts["step"] = options.crop_step
+    if options.low_share == 0.5:  # balanced: the definition balanced builds always had
+        del opts["low_share"]
     return {
         "format": FORMAT,
         "sources": [

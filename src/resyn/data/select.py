@@ -29,6 +29,15 @@ def _balance_key(seed: int, source: str, relpath: str) -> str:
     return hashlib.sha256(f"{seed}\0{source}\0{relpath}".encode()).hexdigest()
 
 
+def _side_quotas(quota: int, above: int, below: int, low_share: float) -> dict[bool, int]:
+    """Images to keep above zero (True) and at/below it (False) out of a total of 2 * quota."""
+    if low_share == 0.5:
+        return {True: quota, False: quota}
+    total = 2 * quota
+    low = min(round(total * low_share), below)
+    return {True: min(total - low, above), False: low}
+
+
 def decide(
     sources: list[Source],
     inputs: dict[str, list[tuple[str, int, int]]],
@@ -45,6 +54,10 @@ def decide(
     files are added) and an image is kept while the quota of its side (complexity score > 0, or
     <= 0) lasts. The quota is ``min(#above, #at_or_below)``, further capped at
     ``per_source // 2``, so both sides end up exactly equal.
+
+    With ``low_share`` other than 0.5 the same total (twice that quota) is split into
+    ``round(total * low_share)`` images at/below zero and the rest above, each side capped at
+    what the source has (a cap makes the set smaller rather than less skewed).
     """
     rows: list[ManifestRow] = []
     first_seen: dict[str, str] = {}
@@ -88,15 +101,18 @@ def decide(
         quota = min(above, len(eligible) - above)
         if options.per_source is not None:
             quota = min(quota, options.per_source // 2)
+        quotas = _side_quotas(quota, above, len(eligible) - above, options.low_share)
         taken = {True: 0, False: 0}
         for row, rel in sorted(eligible, key=lambda e: _balance_key(options.seed, src.name, e[1])):
             side = row.complexity > 0
-            if taken[side] < quota:
+            if taken[side] < quotas[side]:
                 taken[side] += 1
                 row.status, row.name = KEPT, names[rel]
             else:
                 label = "> 0" if side else "<= 0"
-                row.reason = f"balance: quota of {quota} images with complexity {label} is full"
+                row.reason = (
+                    f"balance: quota of {quotas[side]} images with complexity {label} is full"
+                )
     for row in rows:
         if row.status != KEPT:
             row.status = REJECTED
