@@ -188,9 +188,12 @@ def test_low_share_skews_the_selection_at_the_balanced_size(pool, tmp_path: Path
         b_low, b_high, _, _ = balanced[name]
         assert b_low == b_high  # 0.5 is the ReSyn rule, exactly balanced
         total = b_low + b_high
-        assert low == min(round(total * 0.75), avail_low)
-        assert high == min(total - low, avail_high)
-        assert low >= b_low and low + high <= total
+        want_low = round(total * 0.75)
+        if avail_low >= want_low and avail_high >= total - want_low:
+            assert (low, high) == (want_low, total - want_low)  # the balanced set's size
+        else:  # a side ran short: a smaller set, still skewed as asked
+            assert low + high < total and abs(low / (low + high) - 0.75) < 0.1
+        assert low >= b_low or low + high < total
     assert any(skewed[n][0] > balanced[n][0] for n in skewed)  # the pool allows a real skew
     with pytest.raises(BuildError, match="--low-share"):
         BuildOptions(low_share=1.0).validate()

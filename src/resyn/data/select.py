@@ -35,7 +35,12 @@ def _side_quotas(quota: int, above: int, below: int, low_share: float) -> dict[b
         return {True: quota, False: quota}
     total = 2 * quota
     low = min(round(total * low_share), below)
-    return {True: min(total - low, above), False: low}
+    high = min(total - low, above)
+    if low < round(total * low_share):  # too few simple images: shrink the other side with it
+        high = min(high, round(low * (1 - low_share) / low_share))
+    elif high < total - low:  # too few complex images
+        low = min(low, round(high * low_share / (1 - low_share)))
+    return {True: high, False: low}
 
 
 def decide(
