@@ -105,3 +105,27 @@ def test_flops_on_the_meta_device(name: str, scale: int) -> None:
     assert large / small == pytest.approx(4.0, rel=1e-3)
     # counting ran on a copy: the model's own parameters are still real tensors on the CPU
     assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+@pytest.mark.parametrize(("name", "scale"), CASES)
+def test_descriptor_is_consistent(name: str, scale: int, tmp_path) -> None:
+    from resyn.models import describe, get_preset
+
+    preset = get_preset(name)
+    model = tiny(name, scale).eval()
+    d = describe(model)
+    assert (d.architecture, d.preset, d.scale) == (preset.arch, name, scale)
+    assert d.purpose == ("sr" if scale > 1 else "restoration")
+    assert d.purpose == "sr" or set(preset.tasks) <= {"denoise", "jpeg"}
+    assert "fp32" in d.precisions
+    assert d.parameter_bytes == sum(p.numel() * p.element_size() for p in model.parameters())
+    side = d.size.padded(d.size.minimum)
+    with torch.no_grad():
+        y = model(torch.rand(1, d.in_channels, side, side))
+    assert y.shape == (1, d.out_channels, side * d.scale, side * d.scale)
+    assert 0 < d.memory_bytes(8, 8) < d.memory_bytes(16, 16)
+    assert d.memory_bytes(16, 16) - d.memory_bytes(8, 8) == pytest.approx(
+        d.bytes_per_output_pixel * (16 * 16 - 8 * 8) * scale * scale, rel=1e-6
+    )
+    loaded = describe(load_model(save_model(model, tmp_path / "m.safetensors")))
+    assert dataclasses.replace(loaded, source=None) == d

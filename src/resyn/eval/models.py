@@ -14,6 +14,7 @@ import numpy as np
 from torch import nn
 
 from resyn.eval.data import EvalError
+from resyn.models.descriptor import describe
 
 OFFICIAL_KINDS = ("swinir", "mambair")
 BASELINE_SPECS = ("bicubic", "input")
@@ -29,8 +30,7 @@ class EvalModel:
     def describe(self) -> str:
         if self.model is None:
             return self.kind
-        cfg = getattr(self.model, "config", None)
-        return f"{self.kind} {type(self.model).__name__} x{getattr(cfg, 'upscale', '?')}"
+        return f"{self.kind} {type(self.model).__name__} x{describe(self.model).scale}"
 
 
 def _split_label(spec: str) -> tuple[str | None, str]:
@@ -100,9 +100,8 @@ def load_eval_model(spec: str, task: Any, *, device: str = "cpu") -> EvalModel:
 
 
 def _check_model(model: nn.Module, task: Any, spec: str) -> None:
-    cfg = getattr(model, "config", None)
-    scale = int(getattr(cfg, "upscale", 1))
-    chans = int(getattr(cfg, "in_chans", 3))
+    descriptor = describe(model)
+    scale, chans = descriptor.scale, descriptor.in_channels
     want = task.scale if task.kind == "sr" else 1
     if scale != want:
         raise EvalError(f"--model {spec}: a x{scale} model cannot be evaluated on {task.name}")

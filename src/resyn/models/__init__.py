@@ -5,6 +5,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from resyn.models.descriptor import (
+    ArchitectureTraits,
+    ModelDescriptor,
+    SizeRequirements,
+    describe,
+)
 from resyn.models.registry import (
     ARCHITECTURES,
     PRESETS,
@@ -34,6 +40,10 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "ARCHITECTURES",
+    "ArchitectureTraits",
+    "ModelDescriptor",
+    "SizeRequirements",
+    "describe",
     "PRESETS",
     "Preset",
     "build_model",

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from resyn.restore.engine import DEFAULT_MAX_MEMORY, TilingInfo, model_channels, run_model
+from resyn.models.descriptor import ModelDescriptor, describe
+from resyn.restore.engine import DEFAULT_MAX_MEMORY, TilingInfo, run_model
 from resyn.restore.weights import (
     WeightsError,
     check_weights_for_task,
@@ -41,8 +42,12 @@ class Restorer:
     meta: dict[str, Any]
 
     @property
+    def descriptor(self) -> ModelDescriptor:
+        return describe(self.model)
+
+    @property
     def scale(self) -> int:
-        return int(getattr(self.model.config, "upscale", 1))
+        return self.descriptor.scale
 
     @classmethod
     def from_model(cls, model: nn.Module, task: str) -> Restorer:
@@ -52,12 +57,13 @@ class Restorer:
 
         parsed = parse_task(task)
         meta = {"arch": getattr(type(model), "arch", None), "config": model_config_dict(model)}
-        meta["info"], meta["preset"] = {}, getattr(model, "preset_name", None)
+        meta["info"], meta["preset"] = {}, describe(model).preset
         check_weights_for_task(meta, parsed, "the model")
         return cls(model=model.eval(), task=parsed, weights=None, meta=meta)
 
     def describe(self) -> str:
-        name = self.meta.get("preset") or self.meta.get("arch") or type(self.model).__name__
+        descriptor = self.descriptor
+        name = descriptor.preset or descriptor.architecture
         where = self.weights.name if self.weights else "in-memory model"
         return f"{name} ({where})"
 
@@ -135,7 +141,7 @@ def restore_array(
     gray = color.ndim == 2
     x = color.astype(np.float32)
     x /= np.float32(peak)
-    chans = model_channels(restorer.model)
+    chans = restorer.descriptor.in_channels
     kwargs = dict(
         tile=tile,
         overlap=overlap,

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from resyn.models.descriptor import ModelDescriptor, describe
 from resyn.precision import PRECISIONS, resolve_precision
 
 #: The smallest side (in pixels) an input may have.
@@ -42,16 +43,6 @@ MIN_TILE = 16
 DEFAULT_MAX_MEMORY = 3 * 1024**3 // 2
 #: Tile sizes tried by the automatic tiler, largest first.
 AUTO_TILE_SIZES = (1024, 768, 640, 512, 384, 320, 256, 192, 128, 96, 64)
-
-#: Feature-sized (embed_dim per pixel) float32 tensors alive at the peak of a forward pass, by
-#: architecture. rwkvir: the peak RSS growth of rwkvir-light (C=48) on CPU, whole-image, is 4.0
-#: to 4.7 KB per input pixel from 256² to 1024² at x2 and x4 with the pure-PyTorch Bi-WKV
-#: (2026-12-01) and 4.6 KB at 1024x768 with the compiled one (restore_speed.py, 2026-12-03; a
-#: model-only run at 512² grows by 2.6 KB, but 16 tensors let a 4000x3000 restore reach 4.04 GB):
-#: at most 24 such tensors plus the outputs. 25 keeps the estimate above those peaks. Others: a
-#: conservative guess until measured.
-LIVE_FEATURE_TENSORS = {"rwkvir": 25}
-DEFAULT_LIVE_FEATURE_TENSORS = 64
 
 
 @dataclass(frozen=True)
@@ -84,52 +75,35 @@ class TilingInfo:
 
 
 def model_scale(model: nn.Module) -> int:
-    config = getattr(model, "config", None)
-    return int(getattr(config, "upscale", getattr(model, "upscale", 1)))
+    """The model's scale factor, from its descriptor."""
+    return describe(model).scale
 
 
 def model_channels(model: nn.Module) -> int:
-    config = getattr(model, "config", None)
-    return int(getattr(config, "in_chans", getattr(model, "in_chans", 3)))
+    """The channels the model takes, from its descriptor."""
+    return describe(model).in_channels
 
 
 def estimate_memory(model: nn.Module, height: int, width: int) -> int:
-    """Estimated peak bytes of one float32 forward pass on an ``height x width`` input.
-
-    A model may define ``estimate_memory_bytes(h, w)``; otherwise the estimate is parameters
-    plus ``bytes_per_pixel * h * w`` with the per-pixel cost derived from the feature width
-    (``embed_dim``) times the live tensors of its architecture (``LIVE_FEATURE_TENSORS``,
-    calibrated against the peak RSS of rwkvir-light on CPU), the upsampler and the outputs.
-    """
-    custom = getattr(model, "estimate_memory_bytes", None)
-    if callable(custom):
-        return int(custom(height, width))
-    config = getattr(model, "config", None)
-    scale = model_scale(model)
-    chans = model_channels(model)
-    dim = int(getattr(config, "embed_dim", 64))
-    upsampler = str(getattr(config, "upsampler", ""))
-    live = LIVE_FEATURE_TENSORS.get(getattr(type(model), "arch", ""), DEFAULT_LIVE_FEATURE_TENSORS)
-    per_pixel = dim * live * 4
-    if upsampler == "pixelshuffle":
-        per_pixel += 64 * 4 * 4 * scale * scale // 2
-    per_pixel += chans * scale * scale * 4 * 3  # output, its crop and the blend buffer
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
-    return int(params + per_pixel * height * width)
+    """Estimated peak bytes of one float32 forward pass on an ``height x width`` input: the
+    descriptor's parameters plus its bytes per output pixel (``ModelDescriptor.memory_bytes``;
+    for RWKV-IR calibrated against the peak RSS of rwkvir-light on CPU, docs/restore.md)."""
+    return describe(model).memory_bytes(height, width)
 
 
 def choose_tile(
     model: nn.Module, height: int, width: int, max_memory: int, overlap: int
 ) -> int | None:
     """None when the whole image fits ``max_memory``, else the largest tile that fits."""
-    if estimate_memory(model, height, width) <= max_memory:
+    descriptor = describe(model)
+    if descriptor.memory_bytes(height, width) <= max_memory:
         return None
     for size in AUTO_TILE_SIZES:
         if size <= 2 * overlap:
             break
         if size >= max(height, width):
             continue
-        if estimate_memory(model, size, size) <= max_memory:
+        if descriptor.memory_bytes(size, size) <= max_memory:
             return size
     return max(AUTO_TILE_SIZES[-1], 2 * overlap + 16)
 
@@ -224,13 +198,19 @@ class _Forward:
     """Runs the model on one (padded) tile with the precision and ensemble policies."""
 
     def __init__(
-        self, model: nn.Module, device: torch.device, precision: str, ensemble: bool = False
+        self,
+        model: nn.Module,
+        descriptor: ModelDescriptor,
+        device: torch.device,
+        precision: str,
+        ensemble: bool = False,
     ) -> None:
         self.model = model
+        self.descriptor = descriptor
         self.device = device
         self.precision = precision
         self.ensemble = ensemble
-        self.scale = model_scale(model)
+        self.scale = descriptor.scale
         self.fallbacks = 0
 
     def _model(self, x: torch.Tensor) -> torch.Tensor:
@@ -240,7 +220,8 @@ class _Forward:
         h, w, _ = patch.shape
         x = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))[None]
         x = x.to(self.device, torch.float32)
-        ph, pw = max(MIN_TILE - h, 0), max(MIN_TILE - w, 0)
+        size = self.descriptor.size
+        ph, pw = size.padded(h, MIN_TILE) - h, size.padded(w, MIN_TILE) - w
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
@@ -300,7 +281,8 @@ def run_model(
     if image.ndim != 3:
         raise ValueError(f"expected an (H, W, C) float image, got shape {image.shape}")
     h, w, c = image.shape
-    chans = model_channels(model)
+    descriptor = describe(model)
+    chans = descriptor.in_channels
     if c != chans:
         raise ValueError(f"the model takes {chans}-channel input, the image has {c} channel(s)")
     if min(h, w) < MIN_INPUT_SIDE:
@@ -330,9 +312,9 @@ def run_model(
     if tile is not None:
         overlap = min(overlap, (tile - 1) // 2)
 
-    scale = model_scale(model)
+    scale = descriptor.scale
     model = model.to(dev).eval()
-    forward = _Forward(model, dev, resolve_precision(precision, dev), ensemble)
+    forward = _Forward(model, descriptor, dev, resolve_precision(precision, dev), ensemble)
     views = len(DIHEDRAL) if ensemble else 1
     out = np.empty((h * scale, w * scale, c), dtype=out_dtype)
     image = np.asarray(image, dtype=np.float32)
@@ -342,7 +324,7 @@ def run_model(
         out[...] = _convert(y, out_dtype)
         if progress is not None:
             progress(1, 1)
-        est = estimate_memory(model, h, w)
+        est = descriptor.memory_bytes(h, w)
         info = TilingInfo(None, 0, 1, auto, est, forward.fallbacks, views, forward.precision)
         return out, info
 
@@ -387,7 +369,7 @@ def run_model(
                 progress(done, total)
     rows = h * scale - acc_start
     _flush(out, acc_start, acc[:rows], wsum[:rows])
-    est = estimate_memory(model, tile, tile)
+    est = descriptor.memory_bytes(tile, tile)
     info = TilingInfo(tile, overlap, total, auto, est, forward.fallbacks, views, forward.precision)
     return out, info
 
