@@ -9,6 +9,7 @@ otherwise). Complexity and BPP are computed on the ground truth.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,50 +19,30 @@ import numpy as np
 
 from resyn.eval.data import BenchmarkSet
 from resyn.eval.models import EvalModel, run_baseline
-from resyn.restore.engine import DEFAULT_MAX_MEMORY, run_model
+from resyn.restore.engine import run_model
+from resyn.restore.options import MIN_TILE, InferenceOptions
 
 COLUMNS = ("name", "psnr", "ssim", "psnr_y", "ssim_y", "complexity", "bpp", "seconds")
 
 
-@dataclass
-class EvalSettings:
-    tile: int | None = None  # None = auto under max_memory, 0 = whole image, N = tiles
-    overlap: int = 32
-    max_memory: int | None = DEFAULT_MAX_MEMORY
-    device: str = "cpu"
-    precision: str = "fp32"  # auto | fp32 | bf16, as requested
-    seed: int = 0
-    ensemble: bool = False  # x8 geometric self-ensemble ("+" results)
-
-    def resolved_precision(self) -> str:
-        """The precision the networks run in (``auto`` resolved for ``device``)."""
-        from resyn.precision import resolve_precision
-
-        return resolve_precision(self.precision, self.device)
-
-    def precision_policy(self) -> str:
-        """``fp32``, ``bf16`` or ``auto -> bf16``: requested and resolved, for the protocol."""
-        from resyn.precision import describe_precision
-
-        return describe_precision(self.precision, self.resolved_precision())
-
-    def tiling_policy(self) -> str:
-        if self.tile == 0:
-            how = "whole image in one forward pass"
-        elif self.tile:
-            how = f"tiles of {self.tile}x{self.tile} input pixels, overlap {self.overlap}"
-        elif self.max_memory is None:
-            how = "whole image in one forward pass"
-        else:
-            how = (
-                f"whole image unless the estimated memory exceeds {self.max_memory / 2**30:.1f} "
-                f"GiB, then tiles with overlap {self.overlap} (see 'Tiling used')"
-            )
-        return (
-            f"{how}; inputs smaller than 16 px are reflect-padded and the output cropped; "
-            "tiles are blended with a linear feathered window; models pad internally to their "
-            "window size and crop"
+def tiling_policy(options: InferenceOptions) -> str:
+    """How ``options`` tile and pad, in words, for the evaluation protocol."""
+    if options.tile == 0:
+        how = "whole image in one forward pass"
+    elif options.tile:
+        how = f"tiles of {options.tile}x{options.tile} input pixels, overlap {options.overlap}"
+    elif options.max_memory is None:
+        how = "whole image in one forward pass"
+    else:
+        how = (
+            f"whole image unless the estimated memory exceeds {options.max_memory / 2**30:.1f} "
+            f"GiB, then tiles with overlap {options.overlap} (see 'Tiling used')"
         )
+    return (
+        f"{how}; inputs smaller than {MIN_TILE} px are reflect-padded and the output cropped; "
+        "tiles are blended with a linear feathered window; models pad internally to their "
+        "window size and crop"
+    )
 
 
 @dataclass
@@ -113,7 +94,7 @@ def evaluate_dataset(
     models: list[EvalModel],
     data: BenchmarkSet,
     task: Any,
-    settings: EvalSettings,
+    options: InferenceOptions,
     *,
     progress: Callable[[str], None] | None = None,
     on_output: Callable[[EvalModel, str, np.ndarray], None] | None = None,
@@ -125,7 +106,8 @@ def evaluate_dataset(
 
     results = [DatasetResult(data.name, m.label) for m in models]
     border = crop_border(task)
-    precision = settings.resolved_precision()  # once, so every image runs as the protocol says
+    # auto resolved once, so every image runs as the protocol says
+    run_options = dataclasses.replace(options, precision=options.resolved_precision())
     for pair in data.pairs:
         if pair.name in data.unreadable:
             for r in results:
@@ -134,7 +116,7 @@ def evaluate_dataset(
                 progress(pair.name)
             continue
         try:
-            gt, lq = _load_pair(pair, task, settings.seed)
+            gt, lq = _load_pair(pair, task, options.seed)
             s = task.scale if task.kind == "sr" else 1
             if (lq.shape[0] * s, lq.shape[1] * s) != gt.shape[:2]:
                 raise ValueError(
@@ -156,17 +138,7 @@ def evaluate_dataset(
                 out = run_baseline(model.kind, _quantise(lq), task)
                 result.tiling.add("none (no network)")
             else:
-                out, info = run_model(
-                    model.model,
-                    lq,
-                    tile=settings.tile,
-                    overlap=settings.overlap,
-                    device=settings.device,
-                    precision=precision,
-                    max_memory=settings.max_memory,
-                    out_dtype=np.uint8,
-                    ensemble=settings.ensemble,
-                )
+                out, info = run_model(model.model, lq, run_options, out_dtype=np.uint8)
                 result.tiling.add(info.describe())
             seconds = time.perf_counter() - start
             if on_output is not None:
