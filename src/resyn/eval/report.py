@@ -15,18 +15,21 @@ import io
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resyn.eval.runner import COLUMNS, DatasetResult, crop_border, tiling_policy
 from resyn.io import atomic_write_text
 from resyn.restore.options import InferenceOptions
+
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
 
 
 def safe_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", label).strip("_") or "model"
 
 
-def summary_metric(task: Any) -> tuple[str, str]:
+def summary_metric(task: Task) -> tuple[str, str]:
     """The (PSNR, SSIM) columns the summary table shows: Y for SR (SPEC §4), all channels for
     denoising and JPEG (as SwinIR/MambaIR report color results on RGB)."""
     if task.kind == "sr" and not task.gray:
@@ -52,7 +55,7 @@ def _fmt(value: Any) -> Any:
 def write_results(
     out_dir: Path,
     results: list[DatasetResult],
-    task: Any,
+    task: Task,
     options: InferenceOptions,
     *,
     models: list[Any],

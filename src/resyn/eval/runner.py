@@ -13,7 +13,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from resyn.eval.data import BenchmarkSet
 from resyn.eval.models import EvalModel, run_baseline
 from resyn.restore.engine import run_model
 from resyn.restore.options import MIN_TILE, InferenceOptions
+
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
 
 COLUMNS = ("name", "psnr", "ssim", "psnr_y", "ssim_y", "complexity", "bpp", "seconds")
 
@@ -58,11 +61,11 @@ class DatasetResult:
         return float(np.mean(values)) if values else float("nan")
 
 
-def crop_border(task: Any) -> int:
+def crop_border(task: Task) -> int:
     return int(task.scale) if task.kind == "sr" else 0
 
 
-def _load_pair(pair, task: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _load_pair(pair, task: Task, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(ground truth uint8 HWC, input float32 HWC in [0, 1] scale)."""
     from resyn.io import read_image, to_rgb8
 
@@ -93,7 +96,7 @@ def _quantise(x: np.ndarray) -> np.ndarray:
 def evaluate_dataset(
     models: list[EvalModel],
     data: BenchmarkSet,
-    task: Any,
+    task: Task,
     options: InferenceOptions,
     *,
     progress: Callable[[str], None] | None = None,

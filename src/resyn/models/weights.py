@@ -25,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from resyn.errors import ResynError
 from resyn.io.atomic import atomic_path
 from resyn.models.descriptor import attach, derive, describe
 from resyn.models.registry import (
@@ -79,7 +80,7 @@ def save_model(
     return Path(path)
 
 
-class WeightsFileError(ValueError):
+class WeightsFileError(ResynError, ValueError):
     """A weights file resyn cannot use: unreadable, without resyn metadata, with metadata that is
     not what ``save_model`` writes, or with a config that disagrees with the file's tensors. The
     message names the file and, where one is at fault, the metadata key."""

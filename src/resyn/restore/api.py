@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
@@ -32,13 +32,16 @@ from resyn.restore.weights import (
     resolve_weights,
 )
 
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
+
 
 @dataclass
 class Restorer:
     """A loaded model ready to restore images for one task."""
 
     model: nn.Module
-    task: Any  # resyn.degrade.Task
+    task: Task
     weights: Path | None
     meta: dict[str, Any]
 

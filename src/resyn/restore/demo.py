@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from resyn.errors import ResynError
 from resyn.restore.api import Restorer, load_restorer, restore_array
 from resyn.restore.weights import WeightsError, shipped_weights
 
 DEFAULT_TASK = "sr-x4"  # what the demo opens on when no --task or --weights is given
 
 
-class DemoError(ValueError):
+class DemoError(ResynError, ValueError):
     """A problem with an upload, shown to the user."""
 
 

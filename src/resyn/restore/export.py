@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from resyn.errors import ResynError
 from resyn.io.atomic import atomic_path
 from resyn.models.descriptor import describe
 
 TOLERANCE = 1e-4
 
 
-class ExportError(RuntimeError):
+class ExportError(ResynError, RuntimeError):
     """Export failed or the exported graph does not reproduce PyTorch."""
 
 

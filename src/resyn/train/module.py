@@ -10,10 +10,11 @@ import lightning as L
 import torch
 from torch import nn
 
+from resyn.errors import ResynError
 from resyn.train.config import TrainConfig
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(ResynError, RuntimeError):
     """The training loss became NaN or Inf."""
 
 

@@ -21,10 +21,14 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from resyn.errors import ResynError
 from resyn.train.config import TrainConfig
 from resyn.train.data import DataError
+
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
 
 RUN_FILE = "run.json"
 
@@ -37,7 +41,7 @@ LIGHTNING_NOISE = (
 )
 
 
-class RunError(ValueError):
+class RunError(ResynError, ValueError):
     """A run that cannot start (bad resume, occupied folder, impossible batch plan...)."""
 
 
@@ -253,7 +257,7 @@ def _diff(a: Any, b: Any, prefix: str = "", where: str = "in the run") -> list[s
 class Prepared:
     options: TrainOptions
     config: TrainConfig
-    task: Any
+    task: Task
     train_pairs: list
     val_images: list
     model: Any
