@@ -35,6 +35,11 @@ class RestorationModule(L.LightningModule):
         self.step_losses: list[float] = []
         self.step_lr = config.optim.lr
 
+    def take_step_losses(self) -> list[float]:
+        """The losses of the micro-batches since the last call (the iteration just done)."""
+        losses, self.step_losses = self.step_losses, []
+        return losses
+
     @property
     def eval_model(self) -> nn.Module:
         return self.ema if self.ema is not None else self.model
