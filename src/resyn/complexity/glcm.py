@@ -162,7 +162,7 @@ def glcm_features(
     *,
     method: GlcmMethod = "auto",
 ) -> dict[str, float]:
-    """``{"ent", "ene", "diss"}`` of a 2-D uint8 gray image (SPEC §2), averaged over all
+    """``{"ent", "ene", "diss"}`` of a 2-D uint8 gray image (docs/complexity.md), averaged over all
     (distance, angle) pairs. ``levels < 256`` quantises first with ``floor(g * levels / 256)``.
     Angles are in degrees."""
     return features_from_glcm(glcm(gray, levels, distances, angles, method=method))

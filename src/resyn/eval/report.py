@@ -30,7 +30,7 @@ def safe_name(label: str) -> str:
 
 
 def summary_metric(task: Task) -> tuple[str, str]:
-    """The (PSNR, SSIM) columns the summary table shows: Y for SR (SPEC §4), all channels for
+    """The (PSNR, SSIM) columns the summary table shows: Y for SR (docs/evaluation.md), all channels for
     denoising and JPEG (as SwinIR/MambaIR report color results on RGB)."""
     if task.kind == "sr" and not task.gray:
         return "psnr_y", "ssim_y"

@@ -1,4 +1,4 @@
-"""Evaluate models on benchmark folders with the field's conventions (SPEC §4).
+"""Evaluate models on benchmark folders with the field's conventions (docs/evaluation.md).
 
 Per image: the ground truth is ``Task.target(HR)`` (uint8; mod-cropped by the scale for SR; gray
 for gray tasks), the input is the LR file or ``Task.degrade(HR, seed)``, the model output is

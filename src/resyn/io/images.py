@@ -352,7 +352,7 @@ def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
         return np.swapaxes(arr, 0, 1)
     if orientation == 6:
         return np.rot90(arr, k=-1)
-    if orientation == 7:  # transverse (was a plain transpose, the same as 5)
+    if orientation == 7:  # transverse: a transpose about the anti-diagonal (5 is the main one)
         return np.swapaxes(arr[::-1, ::-1], 0, 1)
     if orientation == 8:
         return np.rot90(arr, k=1)

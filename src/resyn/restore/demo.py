@@ -164,7 +164,7 @@ def default_choice(
 ) -> str:
     """The label the page opens on: the first choice for ``task`` (``--task``), else the user's
     own weights, else ``DEFAULT_TASK``. A ``task`` no choice serves is a ``ValueError`` naming
-    the tasks that are served (it used to be ignored silently)."""
+    the tasks that are served."""
     labels = list(choices)
     if task is not None:
         match = next((k for k in labels if choices[k][0] == task), None)
