@@ -11,13 +11,11 @@ import datetime as _dt
 import os
 import platform
 import re
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from resyn.io.atomic import atomic_write_text
 
-from resyn.io.atomic import atomic_write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DOC = ROOT / "docs" / "benchmarks.md"
 HEADER = (

@@ -11,15 +11,13 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from _report import update_section
 
-from _report import update_section  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WEIGHTS = {"sr-x2": "sr-x2", "sr-x4": "sr-x4", "denoise-25": "denoise-25"}
 TEST_SET = ROOT / "data" / "test" / "ReSynDemo"
@@ -33,9 +31,20 @@ def evaluate(backend: str) -> tuple[dict[str, dict[str, str]], float]:
     for task, name in WEIGHTS.items():
         weights = ROOT / "src" / "resyn" / "weights" / f"{name}.safetensors"
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [str(ROOT / ".venv" / "bin" / "resyn"), "eval", "--model", f"{task}={weights}",
-                   "--data", f"ReSynDemo={TEST_SET}", "--task", task, "-o", tmp,
-                   "--precision", "fp32"]
+            cmd = [
+                str(ROOT / ".venv" / "bin" / "resyn"),
+                "eval",
+                "--model",
+                f"{task}={weights}",
+                "--data",
+                f"ReSynDemo={TEST_SET}",
+                "--task",
+                task,
+                "-o",
+                tmp,
+                "--precision",
+                "fp32",
+            ]
             subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
             rows = list(csv.DictReader((Path(tmp) / "summary.csv").open()))
         out[task] = next(r for r in rows if r["model"] == task)

@@ -14,14 +14,11 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import update_section
 
 CHILD = r"""
 import json, resource, sys, time, torch
-sys.path.insert(0, {src!r})
 from resyn.runtime import tune_cpu_allocator
 tune_cpu_allocator()  # as the resyn command does; RESYN_ALLOCATOR=system leaves glibc's defaults
 from resyn.ops import bi_wkv
@@ -61,16 +58,14 @@ for _ in range(repeats):
     t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 times.sort()
-print(json.dumps({{"median": times[len(times) // 2], "min": times[0], "extra_mb": max(peak - base, 0.0),
-                  "threads": torch.get_num_threads()}}))
+print(json.dumps({"median": times[len(times) // 2], "min": times[0], "extra_mb": max(peak - base, 0.0),
+                  "threads": torch.get_num_threads()}))
 """
 
 
 def measure(kind: str, backend: str, inputs: str, T: int, C: int, repeats: int) -> dict:
-    src = str(Path(__file__).resolve().parents[1] / "src")
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD.format(src=src), kind, backend, inputs, str(T), str(C),
-         str(repeats)],
+        [sys.executable, "-c", CHILD, kind, backend, inputs, str(T), str(C), str(repeats)],
         capture_output=True,
         text=True,
         timeout=1800,

@@ -8,11 +8,7 @@ float32, ``torch.inference_mode``, after a warm-up, under ``torch.profiler`` (CP
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _report import update_section
 

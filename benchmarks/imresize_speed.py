@@ -6,14 +6,9 @@ shared. Also reports PIL's bicubic resize for scale, which is NOT MATLAB-compati
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from _report import update_section
 
 from resyn.degrade import imresize

@@ -45,7 +45,6 @@ def child(model_name: str, size: int, device: str, repeats: int) -> dict:
 
     import torch
 
-    sys.path.insert(0, str(ROOT / "src"))
     from resyn.runtime import tune_cpu_allocator
 
     tune_cpu_allocator()  # as the resyn command does (RESYN_ALLOCATOR=system: glibc defaults)
@@ -112,7 +111,10 @@ def gemm_child(repeats: int = 5) -> dict:
         start = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - start)
-    return {"gflops": 2 * 2048**3 / statistics.median(times) / 1e9, "threads": torch.get_num_threads()}
+    return {
+        "gflops": 2 * 2048**3 / statistics.median(times) / 1e9,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def measure(model: str, size: int, device: str, repeats: int, timeout: float) -> dict:
@@ -229,7 +231,6 @@ def main() -> None:
     text = "\n".join(body)
     print(text)
     if not args.no_report:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
         from _report import update_section
 
         update_section("model_speed", "Model speed: RWKV-IR vs SwinIR vs MambaIR (light, x4)", text)

@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 MODELS = ("rwkvir-light", "swinir-light")
 SCALE = 4
 #: /proc/cpuinfo flags that say how a CPU handles bf16 (recorded in the section).
@@ -185,7 +184,6 @@ def main() -> None:
     )
     print(body)
     if not args.no_report:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
         from _report import update_section
 
         update_section("precision_speed", "Precision: fp32 vs bf16 forward time (CPU, x4)", body)

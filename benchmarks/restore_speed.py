@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 LARGE_LIMIT_GB = 4.0
 
@@ -60,7 +58,8 @@ class _StandIn:
         import torch
         from torch import nn
 
-        from resyn.models import build_model
+        from resyn.models import build_model, describe
+        from resyn.models.descriptor import attach
 
         config = build_model("rwkvir-light", scale=scale, embed_dim=8, depths=(1,)).config
 
@@ -75,13 +74,9 @@ class _StandIn:
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 return nn.functional.pixel_shuffle(self.body(x), scale)
 
-            def estimate_memory_bytes(self, h: int, w: int) -> int:
-                # report the real model's estimate so the tiler picks RWKV-IR-light's tiles
-                from resyn.restore.engine import estimate_memory
-
-                return estimate_memory(build_model("rwkvir-light", scale=scale), h, w)
-
-        return StandIn().eval()
+        # the real model's descriptor, so the tiler picks RWKV-IR-light's tiles
+        real = describe(build_model("rwkvir-light", scale=scale))
+        return attach(StandIn(), real).eval()
 
 
 def _restorer(scale: int, stand_in: bool = False):

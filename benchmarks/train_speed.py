@@ -10,11 +10,7 @@ one iteration; the data pipeline is excluded (random tensors).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _report import update_section
 

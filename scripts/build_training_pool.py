@@ -25,16 +25,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from make_bundled_data import (  # noqa: E402
+from make_bundled_data import (
     REAL_TRAIN,
     SYNTHETIC_TRAIN,
     fetch_packages,
@@ -43,10 +37,12 @@ from make_bundled_data import (  # noqa: E402
     save_png,
 )
 
-from resyn.complexity import raw_features  # noqa: E402
-from resyn.data.config import BuildOptions  # noqa: E402
-from resyn.data.filters import flat_ratio, laplacian_variance, to_gray  # noqa: E402
-from resyn.data.select import quality_reason  # noqa: E402
+from resyn.complexity import raw_features
+from resyn.data.config import BuildOptions
+from resyn.data.filters import flat_ratio, laplacian_variance, to_gray
+from resyn.data.select import quality_reason
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TILE = 512
 SIZES = (1024, 2048)  # long side of the resized original the tiles are cut from

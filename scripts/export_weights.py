@@ -32,20 +32,18 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from resyn.data import layout
+from resyn.degrade import parse_task
+from resyn.io.atomic import atomic_write_text
+from resyn.models import build_model, save_model
+from resyn.models.weights import load_model, read_metadata
 
-from resyn.data import layout  # noqa: E402
-from resyn.degrade import parse_task  # noqa: E402
-from resyn.io.atomic import atomic_write_text  # noqa: E402
-from resyn.models import build_model, save_model  # noqa: E402
-from resyn.models.weights import load_model, read_metadata  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WEIGHTS = ROOT / "src" / "resyn" / "weights"
 TEST_SET = ROOT / "data" / "test" / "ReSynDemo"

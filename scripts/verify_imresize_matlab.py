@@ -13,12 +13,9 @@ uint8 input, and is shown beside it for scale.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from resyn.degrade import imresize
 from resyn.io import read_image

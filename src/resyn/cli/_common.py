@@ -15,11 +15,14 @@ Two rules hold for everything the CLI prints (docs/security.md):
 
 from __future__ import annotations
 
-from typing import IO, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from resyn.restore.options import InferenceOptions
 
 # Wider than any message or table row resyn prints (a path is at most 4,096 bytes on Linux).
 UNWRAPPED_WIDTH = 100_000
@@ -66,3 +69,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code`` (no traceback)."""
     err_console.print(styled("error:", "bold red", f" {message}"), highlight=False)
     raise typer.Exit(code)
+
+
+def inference_options(**fields: Any) -> InferenceOptions:
+    """``InferenceOptions(**fields)``; an invalid one stops with ``error: --OPTION problem``."""
+    from resyn.restore.options import InferenceOptions, OptionsError
+
+    try:
+        return InferenceOptions(**fields)
+    except OptionsError as exc:
+        fail(f"--{exc.option.replace('_', '-')} {exc.problem}")

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from resyn.cli._common import console, err_console, fail
+from resyn.cli._common import console, err_console, fail, inference_options
+
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
+    from resyn.eval.data import BenchmarkSet
+    from resyn.eval.models import EvalModel
+    from resyn.restore.options import InferenceOptions
 
 study_app = typer.Typer(
     help="Studies over evaluation results (complexity vs PSNR).", no_args_is_help=True
@@ -20,11 +26,19 @@ def register(app: typer.Typer) -> None:
     study_app.command("complexity")(study_complexity)
 
 
-def _prepare(
-    models: list[str], data: list[str], task: str, device: str, max_memory: str
-) -> tuple[Any, list[Any], list[Any], int]:
-    """Parse and check everything before any work: task, datasets, models, memory budget."""
+def _budget(max_memory: str) -> int:
     from resyn.cli.restore import parse_size
+
+    try:
+        return parse_size(max_memory)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def _prepare(
+    models: list[str], data: list[str], task: str, device: str
+) -> tuple[Task, list[BenchmarkSet], list[EvalModel]]:
+    """Parse and check everything before any work: task, datasets, models."""
     from resyn.degrade import parse_task
     from resyn.eval import EvalError, discover, load_eval_model, parse_data_arg
 
@@ -32,15 +46,6 @@ def _prepare(
         parsed = parse_task(task)
     except ValueError as exc:
         fail(str(exc))
-    try:
-        budget = parse_size(max_memory)
-    except ValueError as exc:
-        fail(str(exc))
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            fail(f"--device {device}: no CUDA device is available")
     datasets, names = [], set()
     try:
         for item in data:
@@ -55,10 +60,16 @@ def _prepare(
     labels = [m.label for m in loaded]
     if len(set(labels)) != len(labels):
         fail(f"two models have the same label ({', '.join(labels)}); name them with LABEL=SPEC")
-    return parsed, datasets, loaded, budget
+    return parsed, datasets, loaded
 
 
-def _run(task, datasets, models, settings, save_images: Path | None) -> list[Any]:
+def _run(
+    task: Task,
+    datasets: list[BenchmarkSet],
+    models: list[EvalModel],
+    options: InferenceOptions,
+    save_images: Path | None,
+) -> list[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from resyn.eval import evaluate_dataset
@@ -87,7 +98,7 @@ def _run(task, datasets, models, settings, save_images: Path | None) -> list[Any
                 models,
                 ds,
                 task,
-                settings,
+                options,
                 progress=lambda _name: progress.advance(bar),
                 on_output=on_output if save_images is not None else None,
             )
@@ -128,18 +139,25 @@ def eval_command(
     save_images: bool = typer.Option(False, "--save-images", help="Also write the outputs."),
 ) -> None:
     """Evaluate models on benchmark folders: per-image CSVs, a paper-style summary, the protocol."""
-    from resyn.eval import EvalSettings, write_results
-    from resyn.precision import PRECISIONS, precision_line
+    from resyn.eval import write_results
+    from resyn.precision import precision_line
 
-    if precision not in PRECISIONS:
-        fail(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    parsed, datasets, models, budget = _prepare(model, data, task, device, max_memory)
-    settings = EvalSettings(tile, overlap, budget, device, precision, seed, ensemble)
+    budget = _budget(max_memory)
+    options = inference_options(
+        tile=tile,
+        overlap=overlap,
+        max_memory=budget,
+        device=device,
+        precision=precision,
+        seed=seed,
+        ensemble=ensemble,
+    )
+    parsed, datasets, models = _prepare(model, data, task, device)
     console.print(f"precision: {precision_line(precision, device)}", highlight=False)
     for ds in datasets:
         console.print(f"{ds.name}: {len(ds.pairs)} image(s), input {ds.lq_source}", highlight=False)
-    results = _run(parsed, datasets, models, settings, output / "images" if save_images else None)
-    written = write_results(output, results, parsed, settings, models=models, datasets=datasets)
+    results = _run(parsed, datasets, models, options, output / "images" if save_images else None)
+    written = write_results(output, results, parsed, options, models=models, datasets=datasets)
     console.print(written["summary_md"].read_text(), highlight=False, markup=False)
     skipped = sum(len(r.skipped) for r in results[:: max(len(models), 1)])
     if skipped:
@@ -220,12 +238,13 @@ def _evaluate_for_study(
     device: str,
 ) -> list[Any]:
     """Run the models on the folder (fp32, seed 0) and keep the evaluation under OUT/eval."""
-    from resyn.eval import EvalSettings, write_results
+    from resyn.eval import write_results
 
-    parsed, datasets, models, budget = _prepare(model, [data], task, device, max_memory)
-    settings = EvalSettings(tile, overlap, budget, device, "fp32", 0)
-    results = _run(parsed, datasets, models, settings, None)
-    write_results(output / "eval", results, parsed, settings, models=models, datasets=datasets)
+    budget = _budget(max_memory)
+    options = inference_options(tile=tile, overlap=overlap, max_memory=budget, device=device)
+    parsed, datasets, models = _prepare(model, [data], task, device)
+    results = _run(parsed, datasets, models, options, None)
+    write_results(output / "eval", results, parsed, options, models=models, datasets=datasets)
     return results
 
 

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from resyn.cli._common import console, err_console, fail, styled
+from resyn.cli._common import console, err_console, fail, inference_options, styled
+
+if TYPE_CHECKING:
+    from resyn.restore import Restorer
+    from resyn.restore.options import InferenceOptions
 
 OUTPUT_FORMATS = ("png", "tiff", "webp", "jpg")
 MAX_EXPORT_SIZE = 4096  # side of the tracing input; the exported graph takes any size
@@ -72,38 +79,43 @@ def restore(
     16-bit depth; the tiling used is recorded in PNG text metadata (other formats carry none).
     Files found inside OUTPUT when expanding folders and globs are skipped.
     """
-    import warnings
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    import resyn
-    from resyn.io import ImageReadError, find_images, read_image, write_image
     from resyn.io.files import output_folder_problem
-    from resyn.precision import PRECISIONS, describe_precision, precision_line
-    from resyn.restore import WeightsError, load_restorer, restore_array
 
-    if precision not in PRECISIONS:
-        fail(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if fmt not in OUTPUT_FORMATS:
         fail(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not {fmt!r}")
-    if tile is not None and tile != 0 and tile < 16:
-        fail(f"--tile must be 0 (no tiling) or at least 16, not {tile}")
-    if overlap < 0:
-        fail("--overlap must be >= 0")
-    try:
-        budget = parse_size(max_memory)
-    except ValueError as exc:
-        fail(str(exc))
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            fail(f"--device {device}: no CUDA device is available (use --device cpu)")
+    options = inference_options(
+        tile=tile,
+        overlap=overlap,
+        max_memory=_memory_budget(max_memory),
+        device=device,
+        precision=precision,
+        ensemble=ensemble,
+    )
     problem = output_folder_problem(output)
     if problem:
         fail(f"-o: {problem}")
     if task is None and weights is None:
         task = "sr-x4"
+    files = _input_files(inputs, output)
+    restorer = _load_restorer(task, weights, device)
+    ext = "tif" if fmt == "tiff" else fmt
+    targets = _targets(files, output, restorer.task.name, ext)
+    _announce(restorer, len(files), options, fmt)
+    outcome = _restore_files(restorer, targets, options, overwrite, max_pixels, ext)
+    _report(outcome, output, len(files))
+
+
+def _memory_budget(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def _input_files(inputs: list[str], output: Path) -> list[Path]:
+    """The image files the inputs name, without earlier outputs found inside ``output``."""
+    from resyn.io import find_images
+
     try:
         files = find_images(inputs)
     except FileNotFoundError as exc:
@@ -119,12 +131,20 @@ def restore(
         )
     if not files:
         fail("no image files found in: " + " ".join(inputs))
+    return files
+
+
+def _load_restorer(task: str | None, weights: Path | None, device: str) -> Restorer:
+    from resyn.restore import WeightsError, load_restorer
+
     try:
-        restorer = load_restorer(task, weights, device=device)
+        return load_restorer(task, weights, device=device)
     except (WeightsError, ValueError) as exc:
         fail(str(exc))
-    task_name = restorer.task.name
-    ext = "tif" if fmt == "tiff" else fmt
+
+
+def _targets(files: list[Path], output: Path, task_name: str, ext: str) -> dict[Path, Path]:
+    """Input -> output file; two inputs that would write one output stop the command."""
     targets: dict[Path, Path] = {}
     for f in files:
         target = output / f"{f.stem}_{task_name}.{ext}"
@@ -132,20 +152,49 @@ def restore(
             other = next(k for k, v in targets.items() if v == target)
             fail(f"{other} and {f} would both be written to {target}; restore them separately")
         targets[f] = target
+    return targets
+
+
+def _announce(restorer: Restorer, count: int, options: InferenceOptions, fmt: str) -> None:
+    from resyn.precision import precision_line
+
     console.print(
-        f"restoring {len(files)} image(s) with {restorer.describe()} for {task_name} "
-        f"on {device} ({precision_line(precision, device)})",
+        f"restoring {count} image(s) with {restorer.describe()} for {restorer.task.name} "
+        f"on {options.device} ({precision_line(options.precision, options.device)})",
         highlight=False,
     )
-    if ext != "png":
+    if fmt != "png":
         console.print(
             f"note: {fmt.upper()} outputs carry no resyn metadata (task, model, tiling); "
             "use --format png to record them",
             highlight=False,
         )
-    failures: list[tuple[Path, str]] = []
-    skipped: list[Path] = []
-    written = 0
+
+
+@dataclass
+class _Outcome:
+    """What a run of ``resyn restore`` did, file by file."""
+
+    written: int = 0
+    skipped: list[Path] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _restore_files(
+    restorer: Restorer,
+    targets: dict[Path, Path],
+    options: InferenceOptions,
+    overwrite: bool,
+    max_pixels: int,
+    ext: str,
+) -> _Outcome:
+    """Restore every input into its target with progress bars; a failing file is recorded
+    and the others still run."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from resyn.io import ImageReadError
+
+    outcome = _Outcome()
     with Progress(
         TextColumn("{task.description}", markup=False),
         BarColumn(),
@@ -153,11 +202,11 @@ def restore(
         console=err_console,
         transient=False,
     ) as progress:
-        bar_images = progress.add_task("images", total=len(files))
+        bar_images = progress.add_task("images", total=len(targets))
         bar_tiles = progress.add_task("tiles", total=1)
         for f, target in targets.items():
             if target.exists() and not overwrite:
-                skipped.append(target)
+                outcome.skipped.append(target)
                 progress.advance(bar_images)
                 continue
             progress.update(bar_tiles, completed=0, total=1, description=f"tiles {f.name}")
@@ -166,43 +215,59 @@ def restore(
                 progress.update(bar_tiles, completed=done, total=total)
 
             try:
-                image = read_image(f, max_pixels=max_pixels)
-                with warnings.catch_warnings():
-                    # bf16 fallbacks are counted in `info` and reported once per file below.
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    out, info = restore_array(
-                        restorer,
-                        image,
-                        tile=tile,
-                        overlap=overlap,
-                        device=device,
-                        precision=precision,
-                        max_memory=budget,
-                        progress=on_tile,
-                        ensemble=ensemble,
-                    )
-                if info.fp32_fallbacks:
-                    err_console.print(
-                        f"warning: {f}: {info.fp32_fallbacks} tile(s) were not finite in bf16 "
-                        "and were recomputed in fp32",
-                        highlight=False,
-                    )
-                metadata = {
-                    "Software": f"resyn {resyn.__version__}",
-                    "resyn:task": task_name,
-                    "resyn:model": restorer.describe(),
-                    "resyn:tiling": info.describe(),
-                    "resyn:precision": describe_precision(precision, info.precision),
-                    "resyn:source": f.name,
-                }
-                write_image(target, out, metadata=metadata if ext == "png" else None)
-                written += 1
+                _restore_file(restorer, f, target, options, max_pixels, ext, on_tile)
+                outcome.written += 1
             except ImageReadError as exc:
-                failures.append((f, exc.reason))
+                outcome.failures.append((f, exc.reason))
             except (ValueError, RuntimeError, MemoryError, OSError) as exc:
-                failures.append((f, f"{type(exc).__name__}: {exc}"))
+                outcome.failures.append((f, f"{type(exc).__name__}: {exc}"))
             progress.advance(bar_images)
-    console.print(f"wrote {written} image(s) to {output}", highlight=False)
+    return outcome
+
+
+def _restore_file(
+    restorer: Restorer,
+    source: Path,
+    target: Path,
+    options: InferenceOptions,
+    max_pixels: int,
+    ext: str,
+    on_tile: Callable[[int, int], None],
+) -> None:
+    """Read, restore and write one image (PNG outputs carry the resyn metadata)."""
+    import warnings
+
+    import resyn
+    from resyn.io import read_image, write_image
+    from resyn.precision import describe_precision
+    from resyn.restore import restore_array
+
+    image = read_image(source, max_pixels=max_pixels)
+    with warnings.catch_warnings():
+        # bf16 fallbacks are counted in `info` and reported once per file below.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out, info = restore_array(restorer, image, options, progress=on_tile)
+    if info.fp32_fallbacks:
+        err_console.print(
+            f"warning: {source}: {info.fp32_fallbacks} tile(s) were not finite in bf16 "
+            "and were recomputed in fp32",
+            highlight=False,
+        )
+    metadata = {
+        "Software": f"resyn {resyn.__version__}",
+        "resyn:task": restorer.task.name,
+        "resyn:model": restorer.describe(),
+        "resyn:tiling": info.describe(),
+        "resyn:precision": describe_precision(options.precision, info.precision),
+        "resyn:source": source.name,
+    }
+    write_image(target, out, metadata=metadata if ext == "png" else None)
+
+
+def _report(outcome: _Outcome, output: Path, total: int) -> None:
+    """The closing lines; exit code 1 when any file failed."""
+    console.print(f"wrote {outcome.written} image(s) to {output}", highlight=False)
+    skipped = outcome.skipped
     if skipped:
         console.print(
             f"skipped {len(skipped)} existing output(s) (use --overwrite to replace): "
@@ -210,10 +275,10 @@ def restore(
             + (" ..." if len(skipped) > 5 else ""),
             highlight=False,
         )
-    if failures:
-        for f, reason in failures:
+    if outcome.failures:
+        for f, reason in outcome.failures:
             err_console.print(styled("failed", "red", f" {f}: {reason}"), highlight=False)
-        err_console.print(f"{len(failures)} of {len(files)} image(s) failed", highlight=False)
+        err_console.print(f"{len(outcome.failures)} of {total} image(s) failed", highlight=False)
         raise typer.Exit(1)
 
 

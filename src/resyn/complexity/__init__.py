@@ -1,4 +1,4 @@
-"""GLCM image complexity (SPEC §2), bits per pixel, and the tools of the complexity study.
+"""GLCM image complexity (docs/complexity.md), bits per pixel, and the tools of the complexity study.
 
 - ``glcm_features(gray, levels, distances, angles)``: ENT / ENE / DISS of a uint8 gray image;
 - ``complexity(image_or_path, center=None) -> ComplexityResult``; ``bpp(image_or_path)``;

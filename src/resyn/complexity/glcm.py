@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -26,6 +27,9 @@ _CALCHIST_MAX_PAIRS = 1 << 24
 
 DEFAULT_DISTANCES: tuple[int, ...] = (1,)
 DEFAULT_ANGLES: tuple[float, ...] = (0.0, 45.0, 90.0, 135.0)
+
+
+GlcmMethod = Literal["auto", "calchist", "bincount"]
 
 
 def _round_half_away(x: float) -> int:
@@ -92,7 +96,7 @@ def _counts_bincount(x: np.ndarray, y: np.ndarray, levels: int) -> np.ndarray:
 
 
 def cooccurrence_counts(
-    q: np.ndarray, dr: int, dc: int, levels: int, method: str = "auto"
+    q: np.ndarray, dr: int, dc: int, levels: int, method: GlcmMethod = "auto"
 ) -> np.ndarray:
     """Non-symmetric integer pair counts ``C[i, j]`` for one offset of a quantised image."""
     views = _pair_views(q, dr, dc)
@@ -114,7 +118,7 @@ def glcm(
     distances: Sequence[int] = DEFAULT_DISTANCES,
     angles: Sequence[float] = DEFAULT_ANGLES,
     *,
-    method: str = "auto",
+    method: GlcmMethod = "auto",
 ) -> np.ndarray:
     """Symmetric, normalised GLCMs, shape ``(levels, levels, len(distances), len(angles))``.
 
@@ -156,9 +160,9 @@ def glcm_features(
     distances: Sequence[int] = DEFAULT_DISTANCES,
     angles: Sequence[float] = DEFAULT_ANGLES,
     *,
-    method: str = "auto",
+    method: GlcmMethod = "auto",
 ) -> dict[str, float]:
-    """``{"ent", "ene", "diss"}`` of a 2-D uint8 gray image (SPEC §2), averaged over all
+    """``{"ent", "ene", "diss"}`` of a 2-D uint8 gray image (docs/complexity.md), averaged over all
     (distance, angle) pairs. ``levels < 256`` quantises first with ``floor(g * levels / 256)``.
     Angles are in degrees."""
     return features_from_glcm(glcm(gray, levels, distances, angles, method=method))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from resyn.complexity.table import check_output_path, read_table, score_paths, write_table
 from resyn.io.images import DEFAULT_MAX_PIXELS
@@ -56,7 +56,7 @@ def run_scoring(
     center: float,
     with_bpp: bool = False,
     workers: int | None = None,
-    engine: str = "local",
+    engine: Literal["local", "dask"] = "local",
     scheduler: str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     retry_errors: bool = False,

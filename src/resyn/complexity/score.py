@@ -1,4 +1,4 @@
-"""The complexity score of an image (SPEC §2) and its bits-per-pixel (BPP) proxy.
+"""The complexity score of an image (docs/complexity.md) and its bits-per-pixel (BPP) proxy.
 
 ``complexity = ENT - ENE + DISS - center`` of the 8-bit BT.601 luma. How an image becomes luma:
 

@@ -218,6 +218,25 @@ def _exclusive(lock_path: Path, out_dir: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class _Pool:
+    """Where the parallel stages run (``resyn.data.engine.run_tasks``)."""
+
+    workers: int | None
+    engine: str
+    scheduler: str | None
+
+    def run(self, fn: Callable[..., Any], tasks: list[Any], on_death: Callable[..., Any]) -> Any:
+        return run_tasks(
+            fn,
+            tasks,
+            workers=self.workers,
+            engine=self.engine,
+            scheduler=self.scheduler,
+            on_death=on_death,
+        )
+
+
 def _build_locked(
     sources: list[Source],
     out_dir: Path,
@@ -230,64 +249,80 @@ def _build_locked(
     progress: Progress | None,
     log: Callable[[str], None],
 ) -> BuildResult:
+    """The stages of the module docstring, in order, under the output folder's lock."""
     progress = progress or (lambda stage, done, total: None)
+    pool = _Pool(workers, engine, scheduler)
     fingerprint = _fingerprint(inputs)
-
     complete_file = state / COMPLETE
-    if complete_file.exists():
-        from resyn.data.manifest import read_manifest
+    finished = _up_to_date(complete_file, fingerprint, out_dir, options, log)
+    if finished is not None:
+        return finished
+    records, analysed = _analyse(sources, inputs, options, state / JOURNAL, pool, progress, log)
+    rows = decide(sources, inputs, records, options)
+    kept = [r for r in rows if r.kept]
+    _log_decisions(sources, rows, log)
+    expected = _expected(out_dir, rows, options)
+    written = _write(kept, out_dir, options, pool, progress, log)
+    pruned = _prune(out_dir, expected)
+    counts = _finish(out_dir, rows, kept, options, len(expected), complete_file, fingerprint)
+    return BuildResult(rows=rows, analysed=analysed, written=written, pruned=pruned, counts=counts)
 
-        try:
-            done = json.loads(complete_file.read_text(encoding="utf-8"))
-            rows = read_manifest(out_dir / layout.MANIFEST)
-        except (OSError, ValueError):
-            done, rows = {}, []
-        if (
-            done.get("fingerprint") == fingerprint
-            and (out_dir / layout.REPORT).exists()
-            and all(p.exists() for p in _expected(out_dir, rows, options))
-        ):
-            log(f"{out_dir}: already complete and up to date; nothing to do")
-            return BuildResult(rows=rows, nothing_to_do=True, counts=done.get("counts", {}))
-        complete_file.unlink()
 
-    # Analyse what the journal does not hold (or holds for an older version of the file).
-    journal = state / JOURNAL
+def _up_to_date(
+    complete_file: Path,
+    fingerprint: str,
+    out_dir: Path,
+    options: BuildOptions,
+    log: Callable[[str], None],
+) -> BuildResult | None:
+    """The result of the last run when it finished on these inputs and all its outputs are
+    still there; else None (and a stale ``complete.json`` is removed)."""
+    if not complete_file.exists():
+        return None
+    from resyn.data.manifest import read_manifest
+
+    try:
+        done = json.loads(complete_file.read_text(encoding="utf-8"))
+        rows = read_manifest(out_dir / layout.MANIFEST)
+    except (OSError, ValueError):
+        done, rows = {}, []
+    if (
+        done.get("fingerprint") == fingerprint
+        and (out_dir / layout.REPORT).exists()
+        and all(p.exists() for p in _expected(out_dir, rows, options))
+    ):
+        log(f"{out_dir}: already complete and up to date; nothing to do")
+        return BuildResult(rows=rows, nothing_to_do=True, counts=done.get("counts", {}))
+    complete_file.unlink()
+    return None
+
+
+def _analyse(
+    sources: list[Source],
+    inputs: dict[str, list[tuple[str, int, int]]],
+    options: BuildOptions,
+    journal: Path,
+    pool: _Pool,
+    progress: Progress,
+    log: Callable[[str], None],
+) -> tuple[dict[tuple[str, str], dict[str, Any]], int]:
+    """Analyse what the journal does not hold (or holds for an older version of the file),
+    appending each analysis to the journal as it arrives. Returns every file's analysis and
+    the number analysed in this run."""
+    from resyn.data.work import analysis_of_dead_worker, analyze_file
+
     records = _read_journal(journal)
     todo = []
     for src in sources:
         for rel, size, mtime in inputs[src.name]:
             rec = records.get((src.name, rel))
             if rec is None or rec.get("size") != size or rec.get("mtime_ns") != mtime:
-                todo.append(
-                    (
-                        src.name,
-                        str(src.path.resolve()),
-                        rel,
-                        size,
-                        mtime,
-                        options.center,
-                        options.max_pixels,
-                    )
-                )
+                root = str(src.path.resolve())
+                todo.append((src.name, root, rel, size, mtime, options.center, options.max_pixels))
     total = sum(len(v) for v in inputs.values())
     log(f"analysing {len(todo)} of {total} files ({total - len(todo)} from the journal)")
-    from resyn.data.work import (
-        analysis_of_dead_worker,
-        analyze_file,
-        write_outputs,
-        writing_killed_worker,
-    )
-
     progress("analyse", 0, len(todo))
-    analyses = run_tasks(
-        analyze_file,
-        todo,
-        workers=workers,
-        engine=engine,
-        scheduler=scheduler,
-        on_death=analysis_of_dead_worker,
-    )
+    analyses = pool.run(analyze_file, todo, on_death=analysis_of_dead_worker)
     with journal.open("a", encoding="utf-8") as jf:
         for i, rec in enumerate(analyses, 1):
             jf.write(json.dumps(rec) + "\n")
@@ -295,9 +330,12 @@ def _build_locked(
             os.fsync(jf.fileno())
             records[(rec["source"], rec["relpath"])] = rec
             progress("analyse", i, len(todo))
+    return records, len(todo)
 
-    rows = decide(sources, inputs, records, options)
-    kept = [r for r in rows if r.kept]
+
+def _log_decisions(
+    sources: list[Source], rows: list[ManifestRow], log: Callable[[str], None]
+) -> None:
     for src in sources:
         mine = [r for r in rows if r.source == src.name]
         pool = [r for r in mine if r.kept or r.reason_code == "balance"]
@@ -307,19 +345,25 @@ def _build_locked(
             f"{src.name} ({src.kind}): {len(mine)} files, {len(pool)} passed the filters "
             f"({above} complexity > 0, {len(pool) - above} <= 0), kept {n_kept}"
         )
-    expected = _expected(out_dir, rows, options)
+
+
+def _write(
+    kept: list[ManifestRow],
+    out_dir: Path,
+    options: BuildOptions,
+    pool: _Pool,
+    progress: Progress,
+    log: Callable[[str], None],
+) -> int:
+    """Write HR / LR / crops of the kept images that miss a file; the number of files written."""
+    from resyn.data.work import write_outputs, writing_killed_worker
+
     scales = list(options.scales)
+    layout_args = (options.crop, options.crop_step, options.thresh_size)
     jobs = []
     for row in kept:
         files = layout.expected_outputs(
-            out_dir,
-            row.name,
-            row.height,
-            row.width,
-            scales,
-            options.crop,
-            options.crop_step,
-            options.thresh_size,
+            out_dir, row.name, row.height, row.width, scales, *layout_args
         )
         if not all(p.exists() for p in files):
             jobs.append(
@@ -329,43 +373,44 @@ def _build_locked(
                     str(out_dir.resolve()),
                     row.name,
                     scales,
-                    options.crop,
-                    options.crop_step,
-                    options.thresh_size,
+                    *layout_args,
                     options.max_pixels,
                 )
             )
     log(f"writing {len(jobs)} of {len(kept)} kept images ({len(kept) - len(jobs)} already done)")
     written = 0
     progress("write", 0, len(jobs))
-    writes = run_tasks(
-        write_outputs,
-        jobs,
-        workers=workers,
-        engine=engine,
-        scheduler=scheduler,
-        on_death=writing_killed_worker,
-    )
-    for i, n in enumerate(writes, 1):
+    for i, n in enumerate(pool.run(write_outputs, jobs, on_death=writing_killed_worker), 1):
         written += n
         progress("write", i, len(jobs))
-    pruned = _prune(out_dir, expected)
+    return written
+
+
+def _finish(
+    out_dir: Path,
+    rows: list[ManifestRow],
+    kept: list[ManifestRow],
+    options: BuildOptions,
+    n_files: int,
+    complete_file: Path,
+    fingerprint: str,
+) -> dict[str, int]:
+    """``meta_info.txt``, ``manifest.csv``, ``report.png``, then ``complete.json`` last."""
+    from resyn.data.report import save_report
 
     _write_meta_info(out_dir, kept, options)
     write_manifest(out_dir / layout.MANIFEST, rows)
-    from resyn.data.report import save_report
-
     save_report(rows, out_dir / layout.REPORT)
     counts = {
         "inputs": len(rows),
         "kept": len(kept),
         "rejected": len(rows) - len(kept),
-        "files": len(expected),
+        "files": n_files,
     }
     atomic_write_text(
         complete_file, json.dumps({"fingerprint": fingerprint, "counts": counts}, indent=2) + "\n"
     )
-    return BuildResult(rows=rows, analysed=len(todo), written=written, pruned=pruned, counts=counts)
+    return counts
 
 
 def _write_meta_info(out: Path, kept: list[ManifestRow], options: BuildOptions) -> None:

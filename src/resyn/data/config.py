@@ -19,6 +19,7 @@ from typing import Any
 
 from resyn.data import layout
 from resyn.data.filters import DEFAULT_BLUR_THRESHOLD, DEFAULT_FLAT_THRESHOLD, FLAT_GRADIENT
+from resyn.errors import ResynError
 from resyn.io import DEFAULT_MAX_PIXELS, atomic_write_text
 
 FORMAT = "resyn-dataset/1"
@@ -28,7 +29,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _KIND_LIKE = re.compile(r"^[A-Za-z][A-Za-z_-]*$")
 
 
-class BuildError(ValueError):
+class BuildError(ResynError, ValueError):
     """A user error found before or during a build (message says what to change)."""
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -39,12 +40,15 @@ _PATTERNS = {
 }
 
 
+TaskKind = Literal["sr", "denoise", "jpeg"]
+
+
 @dataclass(frozen=True)
 class Task:
     """One restoration task. Build it with :func:`parse_task`."""
 
     name: str
-    kind: str  # "sr" | "denoise" | "jpeg"
+    kind: TaskKind
     scale: int = 1
     sigma: float | None = None
     quality: int | None = None

@@ -4,7 +4,7 @@
 from resyn.eval.data import BenchmarkSet, EvalError, Pair, discover, parse_data_arg
 from resyn.eval.models import EvalModel, load_eval_model
 from resyn.eval.report import write_results
-from resyn.eval.runner import COLUMNS, DatasetResult, EvalSettings, evaluate_dataset
+from resyn.eval.runner import COLUMNS, DatasetResult, evaluate_dataset
 
 __all__ = [
     "COLUMNS",
@@ -12,7 +12,6 @@ __all__ = [
     "DatasetResult",
     "EvalError",
     "EvalModel",
-    "EvalSettings",
     "Pair",
     "discover",
     "evaluate_dataset",

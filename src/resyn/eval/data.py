@@ -17,12 +17,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from resyn.errors import ResynError
 from resyn.io import IMAGE_EXTENSIONS
 
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
 
-class EvalError(ValueError):
+
+class EvalError(ResynError, ValueError):
     """Bad evaluation input, reported before any work starts."""
 
 
@@ -78,7 +82,7 @@ def parse_data_arg(text: str) -> tuple[str, Path]:
     return path.resolve().name, path
 
 
-def discover(name: str, root: str | os.PathLike[str], task: Any) -> BenchmarkSet:
+def discover(name: str, root: str | os.PathLike[str], task: Task) -> BenchmarkSet:
     """Collect the HR/LR pairs of one benchmark folder; ``EvalError`` on structural problems.
 
     Checked here, before any model runs: the folder exists and holds images, every HR image has

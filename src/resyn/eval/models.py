@@ -8,29 +8,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from torch import nn
 
 from resyn.eval.data import EvalError
+from resyn.models.descriptor import describe
+
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
 
 OFFICIAL_KINDS = ("swinir", "mambair")
 BASELINE_SPECS = ("bicubic", "input")
+
+
+ModelKind = Literal["bicubic", "input", "weights", "swinir", "mambair"]
 
 
 @dataclass
 class EvalModel:
     label: str
     spec: str
-    kind: str  # "bicubic" | "input" | "weights" | "swinir" | "mambair"
+    kind: ModelKind
     model: nn.Module | None = None
 
     def describe(self) -> str:
         if self.model is None:
             return self.kind
-        cfg = getattr(self.model, "config", None)
-        return f"{self.kind} {type(self.model).__name__} x{getattr(cfg, 'upscale', '?')}"
+        return f"{self.kind} {type(self.model).__name__} x{describe(self.model).scale}"
 
 
 def _split_label(spec: str) -> tuple[str | None, str]:
@@ -41,7 +47,7 @@ def _split_label(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
-def load_eval_model(spec: str, task: Any, *, device: str = "cpu") -> EvalModel:
+def load_eval_model(spec: str, task: Task, *, device: str = "cpu") -> EvalModel:
     """Resolve ``spec`` for ``task``; ``EvalError`` naming the problem otherwise."""
     label, body = _split_label(spec)
     if body.lower() in BASELINE_SPECS:
@@ -99,10 +105,9 @@ def load_eval_model(spec: str, task: Any, *, device: str = "cpu") -> EvalModel:
     return EvalModel(label or path.stem, spec, "weights", model)
 
 
-def _check_model(model: nn.Module, task: Any, spec: str) -> None:
-    cfg = getattr(model, "config", None)
-    scale = int(getattr(cfg, "upscale", 1))
-    chans = int(getattr(cfg, "in_chans", 3))
+def _check_model(model: nn.Module, task: Task, spec: str) -> None:
+    descriptor = describe(model)
+    scale, chans = descriptor.scale, descriptor.in_channels
     want = task.scale if task.kind == "sr" else 1
     if scale != want:
         raise EvalError(f"--model {spec}: a x{scale} model cannot be evaluated on {task.name}")
@@ -113,7 +118,7 @@ def _check_model(model: nn.Module, task: Any, spec: str) -> None:
         )
 
 
-def run_baseline(kind: str, lq_u8: np.ndarray, task: Any) -> np.ndarray:
+def run_baseline(kind: str, lq_u8: np.ndarray, task: Task) -> np.ndarray:
     """Bicubic (MATLAB ``imresize`` of the uint8 LR) or the degraded input itself, uint8 HWC."""
     if kind == "bicubic":
         from resyn.degrade import imresize

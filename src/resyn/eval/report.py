@@ -15,18 +15,22 @@ import io
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from resyn.eval.runner import COLUMNS, DatasetResult, EvalSettings, crop_border
+from resyn.eval.runner import COLUMNS, DatasetResult, crop_border, tiling_policy
 from resyn.io import atomic_write_text
+from resyn.restore.options import InferenceOptions
+
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
 
 
 def safe_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", label).strip("_") or "model"
 
 
-def summary_metric(task: Any) -> tuple[str, str]:
-    """The (PSNR, SSIM) columns the summary table shows: Y for SR (SPEC §4), all channels for
+def summary_metric(task: Task) -> tuple[str, str]:
+    """The (PSNR, SSIM) columns the summary table shows: Y for SR (docs/evaluation.md), all channels for
     denoising and JPEG (as SwinIR/MambaIR report color results on RGB)."""
     if task.kind == "sr" and not task.gray:
         return "psnr_y", "ssim_y"
@@ -83,8 +87,8 @@ def read_results(out_dir: Path, dataset: str | None = None) -> list[DatasetResul
 def write_results(
     out_dir: Path,
     results: list[DatasetResult],
-    task: Any,
-    settings: EvalSettings,
+    task: Task,
+    options: InferenceOptions,
     *,
     models: list[Any],
     datasets: list[Any],
@@ -161,7 +165,7 @@ def write_results(
         f"# Evaluation protocol ({task.name})",
         "",
         f"- resyn {resyn.__version__}, {datetime.datetime.now().isoformat(timespec='seconds')}, "
-        f"device {settings.device}, precision {settings.precision_policy()}.",
+        f"device {options.device}, precision {options.precision_policy()}.",
         "- Ground truth: the HR image as uint8"
         + (f", mod-cropped to a multiple of {task.scale}" if task.kind == "sr" else "")
         + (
@@ -181,12 +185,12 @@ def write_results(
         f"- Summary table shows {p_col} / {s_col}; per-image CSVs hold all four.",
         "- Complexity (resyn.complexity, GLCM, active center) and BPP (8 x PNG bytes / pixels) "
         "are measured on the ground truth.",
-        f"- Padding and tiling: {settings.tiling_policy()}.",
+        f"- Padding and tiling: {tiling_policy(options)}.",
         "- Self-ensemble: "
         + (
             "x8 (each network averaged over the 8 flips and 90-degree rotations of its input, "
             "the '+' results of EDSR/RCAN; baselines run once)."
-            if settings.ensemble
+            if options.ensemble
             else "none (one forward pass per tile)."
         ),
         "- Seconds: wall time of the model (or baseline) on one image, excluding I/O and metrics.",
@@ -203,7 +207,7 @@ def write_results(
             )
         elif task.kind == "denoise":
             source = (
-                f"HR + Gaussian noise sigma {task.sigma:g}/255, seed {settings.seed} for every "
+                f"HR + Gaussian noise sigma {task.sigma:g}/255, seed {options.seed} for every "
                 "image (Task.degrade; not clipped, SwinIR/MambaIR convention)"
             )
         else:

@@ -1,4 +1,4 @@
-"""Evaluate models on benchmark folders with the field's conventions (SPEC §4).
+"""Evaluate models on benchmark folders with the field's conventions (docs/evaluation.md).
 
 Per image: the ground truth is ``Task.target(HR)`` (uint8; mod-cropped by the scale for SR; gray
 for gray tasks), the input is the LR file or ``Task.degrade(HR, seed)``, the model output is
@@ -9,59 +9,43 @@ otherwise). Complexity and BPP are computed on the ground truth.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from resyn.eval.data import BenchmarkSet
 from resyn.eval.models import EvalModel, run_baseline
-from resyn.restore.engine import DEFAULT_MAX_MEMORY, run_model
+from resyn.restore.engine import run_model
+from resyn.restore.options import MIN_TILE, InferenceOptions
+
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
 
 COLUMNS = ("name", "psnr", "ssim", "psnr_y", "ssim_y", "complexity", "bpp", "seconds")
 
 
-@dataclass
-class EvalSettings:
-    tile: int | None = None  # None = auto under max_memory, 0 = whole image, N = tiles
-    overlap: int = 32
-    max_memory: int | None = DEFAULT_MAX_MEMORY
-    device: str = "cpu"
-    precision: str = "fp32"  # auto | fp32 | bf16, as requested
-    seed: int = 0
-    ensemble: bool = False  # x8 geometric self-ensemble ("+" results)
-
-    def resolved_precision(self) -> str:
-        """The precision the networks run in (``auto`` resolved for ``device``)."""
-        from resyn.precision import resolve_precision
-
-        return resolve_precision(self.precision, self.device)
-
-    def precision_policy(self) -> str:
-        """``fp32``, ``bf16`` or ``auto -> bf16``: requested and resolved, for the protocol."""
-        from resyn.precision import describe_precision
-
-        return describe_precision(self.precision, self.resolved_precision())
-
-    def tiling_policy(self) -> str:
-        if self.tile == 0:
-            how = "whole image in one forward pass"
-        elif self.tile:
-            how = f"tiles of {self.tile}x{self.tile} input pixels, overlap {self.overlap}"
-        elif self.max_memory is None:
-            how = "whole image in one forward pass"
-        else:
-            how = (
-                f"whole image unless the estimated memory exceeds {self.max_memory / 2**30:.1f} "
-                f"GiB, then tiles with overlap {self.overlap} (see 'Tiling used')"
-            )
-        return (
-            f"{how}; inputs smaller than 16 px are reflect-padded and the output cropped; "
-            "tiles are blended with a linear feathered window; models pad internally to their "
-            "window size and crop"
+def tiling_policy(options: InferenceOptions) -> str:
+    """How ``options`` tile and pad, in words, for the evaluation protocol."""
+    if options.tile == 0:
+        how = "whole image in one forward pass"
+    elif options.tile:
+        how = f"tiles of {options.tile}x{options.tile} input pixels, overlap {options.overlap}"
+    elif options.max_memory is None:
+        how = "whole image in one forward pass"
+    else:
+        how = (
+            f"whole image unless the estimated memory exceeds {options.max_memory / 2**30:.1f} "
+            f"GiB, then tiles with overlap {options.overlap} (see 'Tiling used')"
         )
+    return (
+        f"{how}; inputs smaller than {MIN_TILE} px are reflect-padded and the output cropped; "
+        "tiles are blended with a linear feathered window; models pad internally to their "
+        "window size and crop"
+    )
 
 
 @dataclass
@@ -77,11 +61,11 @@ class DatasetResult:
         return float(np.mean(values)) if values else float("nan")
 
 
-def crop_border(task: Any) -> int:
+def crop_border(task: Task) -> int:
     return int(task.scale) if task.kind == "sr" else 0
 
 
-def _load_pair(pair, task: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _load_pair(pair, task: Task, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(ground truth uint8 HWC, input float32 HWC in [0, 1] scale)."""
     from resyn.io import read_image, to_rgb8
 
@@ -112,8 +96,8 @@ def _quantise(x: np.ndarray) -> np.ndarray:
 def evaluate_dataset(
     models: list[EvalModel],
     data: BenchmarkSet,
-    task: Any,
-    settings: EvalSettings,
+    task: Task,
+    options: InferenceOptions,
     *,
     progress: Callable[[str], None] | None = None,
     on_output: Callable[[EvalModel, str, np.ndarray], None] | None = None,
@@ -125,7 +109,8 @@ def evaluate_dataset(
 
     results = [DatasetResult(data.name, m.label) for m in models]
     border = crop_border(task)
-    precision = settings.resolved_precision()  # once, so every image runs as the protocol says
+    # auto resolved once, so every image runs as the protocol says
+    run_options = dataclasses.replace(options, precision=options.resolved_precision())
     for pair in data.pairs:
         if pair.name in data.unreadable:
             for r in results:
@@ -134,7 +119,7 @@ def evaluate_dataset(
                 progress(pair.name)
             continue
         try:
-            gt, lq = _load_pair(pair, task, settings.seed)
+            gt, lq = _load_pair(pair, task, options.seed)
             s = task.scale if task.kind == "sr" else 1
             if (lq.shape[0] * s, lq.shape[1] * s) != gt.shape[:2]:
                 raise ValueError(
@@ -156,17 +141,7 @@ def evaluate_dataset(
                 out = run_baseline(model.kind, _quantise(lq), task)
                 result.tiling.add("none (no network)")
             else:
-                out, info = run_model(
-                    model.model,
-                    lq,
-                    tile=settings.tile,
-                    overlap=settings.overlap,
-                    device=settings.device,
-                    precision=precision,
-                    max_memory=settings.max_memory,
-                    out_dtype=np.uint8,
-                    ensemble=settings.ensemble,
-                )
+                out, info = run_model(model.model, lq, run_options, out_dtype=np.uint8)
                 result.tiling.add(info.describe())
             seconds = time.perf_counter() - start
             if on_output is not None:

@@ -13,7 +13,7 @@ From the per-image evaluation rows of one dataset it writes (into ``OUT_DIR``):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,11 @@ from resyn.eval.runner import DatasetResult
 from resyn.io import atomic_write_text
 from resyn.io.atomic import atomic_path
 
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
 
-def joined_tables(results: list[DatasetResult], task: Any) -> dict[str, pd.DataFrame]:
+
+def joined_tables(results: list[DatasetResult], task: Task) -> dict[str, pd.DataFrame]:
     """Model label -> DataFrame(name, complexity, bpp, psnr) with the summary's PSNR column."""
     column, _ = summary_metric(task)
     out = {}
@@ -131,7 +134,7 @@ def plot_bins(table: pd.DataFrame, models: list[str], path: Path, title: str) ->
 
 def write_study(
     results: list[DatasetResult],
-    task: Any,
+    task: Task,
     out_dir: Path,
     *,
     bins: int = 5,

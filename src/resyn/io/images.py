@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from resyn.errors import ResynError
 from resyn.io.atomic import atomic_write_bytes
 from resyn.io.files import link_problem
 
@@ -48,7 +49,7 @@ DEFAULT_MAX_PIXELS = 268_435_456
 _EXIF_ORIENTATION = 0x0112
 
 
-class ImageReadError(ValueError):
+class ImageReadError(ResynError, ValueError):
     """An image file could not be decoded; ``reason`` is a short cause for reports."""
 
     def __init__(self, path: str | os.PathLike[str] | None, reason: str) -> None:
@@ -351,7 +352,7 @@ def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
         return np.swapaxes(arr, 0, 1)
     if orientation == 6:
         return np.rot90(arr, k=-1)
-    if orientation == 7:  # transverse (was a plain transpose, the same as 5)
+    if orientation == 7:  # transverse: a transpose about the anti-diagonal (5 is the main one)
         return np.swapaxes(arr[::-1, ::-1], 0, 1)
     if orientation == 8:
         return np.rot90(arr, k=1)

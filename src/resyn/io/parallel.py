@@ -23,6 +23,8 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from resyn.errors import ResynError
+
 ENGINES = ("local", "dask")
 #: Seconds to wait for a Dask scheduler before giving up (both commands use it).
 DEFAULT_CONNECT_TIMEOUT = 20.0
@@ -36,7 +38,7 @@ Batch = list[Any]
 DeathFn = Callable[[Any, str], Any]
 
 
-class EngineError(ValueError):
+class EngineError(ResynError, ValueError):
     """The parallel engine cannot run (Dask missing or unreachable, workers without resyn)."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -21,6 +22,7 @@ from resyn.models.baseline_parts import (
     residual_conv,
     run_head,
 )
+from resyn.models.descriptor import ArchitectureTraits
 from resyn.models.mambair_blocks import ResidualGroup
 from resyn.ops.selective_scan import DEFAULT_CHUNK_ELEMENTS
 
@@ -88,6 +90,8 @@ class MambaIR(nn.Module):
 
     arch = "mambair"
     config_class = MambaIRConfig
+    # Any input size (pads internally); the four scans run over the whole image, so tiles change the output.
+    traits: ClassVar[ArchitectureTraits] = ArchitectureTraits()
 
     def __init__(self, config: MambaIRConfig) -> None:
         super().__init__()

@@ -20,6 +20,7 @@ import torch
 from safetensors import SafetensorError
 from torch import Tensor, nn
 
+from resyn.models.descriptor import attach, derive
 from resyn.models.registry import build_config, build_from_config
 from resyn.models.weights import build_on_meta
 
@@ -32,7 +33,8 @@ _MARKERS = {
 
 
 def load_official(kind: str, path: str | os.PathLike[str], **config_overrides: Any) -> nn.Module:
-    """Build a ``kind`` model ("swinir" or "mambair") from an official checkpoint (eval mode)."""
+    """Build a ``kind`` model ("swinir" or "mambair") from an official checkpoint (eval mode),
+    with its ``ModelDescriptor`` attached (the checkpoint as its source)."""
     if kind not in KINDS:
         raise ValueError(f"unknown official checkpoint kind {kind!r}; expected one of {KINDS}")
     state = read_state_dict(path)
@@ -50,8 +52,7 @@ def load_official(kind: str, path: str | os.PathLike[str], **config_overrides: A
     build_on_meta(path, kind, config, len(state), what="the checkpoint's tensor names")
     model = build_from_config(kind, config)
     load_strict(model, state, source=str(path))
-    model.official_source = str(path)  # type: ignore[attr-defined]
-    return model.eval()
+    return attach(model, derive(model).with_origin(source=str(path))).eval()
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:

@@ -1,4 +1,4 @@
-"""The built-in model presets (SPEC §5, and the published baselines' hyper-parameters)."""
+"""The built-in model presets (RWKV-IR: docs/rwkvir.md; the published baselines' hyper-parameters: docs/baselines.md)."""
 
 from __future__ import annotations
 

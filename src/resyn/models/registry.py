@@ -19,6 +19,8 @@ from typing import Any
 
 from torch import nn
 
+from resyn.models.descriptor import attach, derive
+
 # architecture name -> "module:ModelClass"; the config class is ModelClass.config_class.
 ARCHITECTURES: dict[str, str] = {
     "rwkvir": "resyn.models.rwkvir:RWKVIR",
@@ -156,7 +158,8 @@ def build_from_config(arch: str, config: Any) -> nn.Module:
 def build_model(
     name: str, scale: int | None = None, in_channels: int = 3, **overrides: Any
 ) -> nn.Module:
-    """Build a preset: ``build_model("rwkvir-light", scale=4)``.
+    """Build a preset: ``build_model("rwkvir-light", scale=4)``, its ``ModelDescriptor``
+    attached (``resyn.models.describe``, with the preset's name).
 
     ``scale`` defaults to the preset's default (1 for restoration presets); ``in_channels`` is 1
     (gray) or 3 (color); ``overrides`` replace any hyper-parameter of the architecture's config.
@@ -173,8 +176,7 @@ def build_model(
     values.update({"upscale": scale, "in_chans": in_channels})
     values.update(overrides)
     model = build_from_config(preset.arch, build_config(preset.arch, values))
-    model.preset_name = name  # type: ignore[attr-defined]
-    return model
+    return attach(model, derive(model).with_origin(preset=name))
 
 
 _loaded = False

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor, nn
 
 from resyn.models.common import register_mean
+from resyn.models.descriptor import ArchitectureTraits
 from resyn.models.rwkvir_blocks import GLLB, GLLL, to_image, to_tokens
 
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "residual")
@@ -74,6 +76,8 @@ class RWKVIR(nn.Module):
 
     arch = "rwkvir"
     config_class = RWKVIRConfig
+    # Bi-WKV attention is global; 25 live feature tensors: the calibration in docs/restore.md.
+    traits: ClassVar[ArchitectureTraits] = ArchitectureTraits(live_feature_tensors=25)
 
     def __init__(self, config: RWKVIRConfig) -> None:
         super().__init__()

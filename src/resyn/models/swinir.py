@@ -10,6 +10,7 @@ Differences from the official module that do not touch the weights: any input si
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +25,7 @@ from resyn.models.baseline_parts import (
     residual_conv,
     run_head,
 )
+from resyn.models.descriptor import ArchitectureTraits
 from resyn.models.swinir_blocks import RSTB, shifted_window_mask
 
 
@@ -88,6 +90,8 @@ class SwinIR(nn.Module):
 
     arch = "swinir"
     config_class = SwinIRConfig
+    # Any input size (pads internally); shifted windows reach across the image, so tiles change the output.
+    traits: ClassVar[ArchitectureTraits] = ArchitectureTraits()
 
     def __init__(self, config: SwinIRConfig) -> None:
         super().__init__()

@@ -25,7 +25,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from resyn.errors import ResynError
 from resyn.io.atomic import atomic_path
+from resyn.models.descriptor import attach, derive, describe
 from resyn.models.registry import (
     architecture_class,
     build_config,
@@ -67,7 +69,7 @@ def save_model(
         "resyn.config": json.dumps(model_config_dict(model), sort_keys=True),
         "resyn.info": json.dumps(info or {}, sort_keys=True),
     }
-    preset = getattr(model, "preset_name", None)
+    preset = describe(model).preset
     if preset:
         metadata["resyn.preset"] = preset
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -78,7 +80,7 @@ def save_model(
     return Path(path)
 
 
-class WeightsFileError(ValueError):
+class WeightsFileError(ResynError, ValueError):
     """A weights file resyn cannot use: unreadable, without resyn metadata, with metadata that is
     not what ``save_model`` writes, or with a config that disagrees with the file's tensors. The
     message names the file and, where one is at fault, the metadata key."""
@@ -184,7 +186,8 @@ def load_model(
     strict: bool = True,
     trusted: bool = False,
 ) -> nn.Module:
-    """Rebuild the model stored by ``save_model`` and load its weights (eval mode).
+    """Rebuild the model stored by ``save_model`` and load its weights (eval mode), with its
+    ``ModelDescriptor`` attached (preset, recorded task, the file and its ``info``).
 
     The file is untrusted: its config is first built on the meta device (no memory) and
     compared with the tensor shapes in the file's header, so a config that names sizes the file
@@ -207,10 +210,15 @@ def load_model(
 
     state = load_file(str(p), device="cpu")
     model.load_state_dict(state, strict=strict)
-    if meta.get("preset"):
-        model.preset_name = meta["preset"]  # type: ignore[attr-defined]
-    model.weights_info = meta["info"]  # type: ignore[attr-defined]
-    return model.to(device).eval()
+    info = meta["info"]
+    task = info.get("task")
+    descriptor = derive(model).with_origin(
+        preset=meta.get("preset") or None,
+        task=task if isinstance(task, str) and task else None,
+        source=str(p),
+        info=info,
+    )
+    return attach(model, descriptor).to(device).eval()
 
 
 def _check_against_header(

@@ -152,7 +152,13 @@ def saved_shape(B: int, C: int, T: int) -> tuple[int, int, int, int]:
 
 
 def forward(
-    k: Tensor, v: Tensor, w: Tensor, u: Tensor, grid_h: int, out: Tensor, accumulate: bool,
+    k: Tensor,
+    v: Tensor,
+    w: Tensor,
+    u: Tensor,
+    grid_h: int,
+    out: Tensor,
+    accumulate: bool,
     into: tuple[Tensor, Tensor, Tensor] | None,
 ) -> None:
     """y of one branch into ``out`` (added when ``accumulate``), and, when ``into`` is given,
@@ -168,15 +174,21 @@ def forward(
 
 
 def backward(
-    k: Tensor, v: Tensor, w: Tensor, u: Tensor, grid_h: int, grad: Tensor,
-    saved: tuple[Tensor, Tensor, Tensor], gk: Tensor, gv: Tensor, accumulate: bool,
+    k: Tensor,
+    v: Tensor,
+    w: Tensor,
+    u: Tensor,
+    grid_h: int,
+    grad: Tensor,
+    saved: tuple[Tensor, Tensor, Tensor],
+    gk: Tensor,
+    gv: Tensor,
+    accumulate: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """∂L/∂k, ∂L/∂v into ``gk``, ``gv``; returns ∂L/∂w, ∂L/∂u and the guard's two maxima."""
     B, C, _ = k.shape
     stats = torch.empty((4, B, C), dtype=torch.float64)
-    torch.ops.resyn_cpu.bi_wkv_backward(
-        k, v, w, u, grid_h, grad, *saved, gk, gv, accumulate, stats
-    )
+    torch.ops.resyn_cpu.bi_wkv_backward(k, v, w, u, grid_h, grad, *saved, gk, gv, accumulate, stats)
     gw, gu = stats[0].sum(0), stats[1].sum(0)
     return gw, gu, stats[2].max(), stats[3].max()
 
@@ -184,4 +196,6 @@ def backward(
 if __name__ == "__main__":  # scripts/setup-venv.sh: build (or load) once, say the outcome
     ok, why = available()
     took = f" in {build_seconds:.0f} s" if build_seconds is not None else ""
-    print(f"[resyn] CPU Bi-WKV: {'compiled' if ok else 'pure PyTorch'}{took} ({why})", file=sys.stderr)
+    print(
+        f"[resyn] CPU Bi-WKV: {'compiled' if ok else 'pure PyTorch'}{took} ({why})", file=sys.stderr
+    )

@@ -113,8 +113,15 @@ def wkv_forward(
     for i in range(n):
         into = _branch_saved(k, (ys, top, den), i) if save else None
         _branch_forward(
-            backend, k, v, w[i].contiguous(), u[i].contiguous(), _grid(i, grid_h),
-            _out_view(y, tokens_out), i > 0, into,
+            backend,
+            k,
+            v,
+            w[i].contiguous(),
+            u[i].contiguous(),
+            _grid(i, grid_h),
+            _out_view(y, tokens_out),
+            i > 0,
+            into,
         )
     return y, ys, top, den
 
@@ -130,8 +137,16 @@ def _(k, v, w, u, grid_h, tokens_out, save):
 
 @torch.library.custom_op("resyn::wkv_backward", mutates_args=())
 def wkv_backward(
-    k: Tensor, v: Tensor, w: Tensor, u: Tensor, grid_h: int, tokens_out: bool, grad: Tensor,
-    ys: Tensor, top: Tensor, den: Tensor,
+    k: Tensor,
+    v: Tensor,
+    w: Tensor,
+    u: Tensor,
+    grid_h: int,
+    tokens_out: bool,
+    grad: Tensor,
+    ys: Tensor,
+    top: Tensor,
+    den: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """∂L/∂k, ∂L/∂v (B, C, T) and ∂L/∂w, ∂L/∂u (n, C) of ``wkv_forward``'s y."""
     backend = backend_for(k.device)
@@ -162,8 +177,16 @@ def _backward(backend, k, v, w, u, grid_h, tokens_out, grad, saved):
     eps = torch.finfo(acc).eps
     for i in range(n):
         gw_i, gu_i, term, gk_max = backend.backward(
-            k, v, w[i].contiguous(), u[i].contiguous(), _grid(i, grid_h), g,
-            _branch_saved(k, saved, i), gk, gv, i > 0,
+            k,
+            v,
+            w[i].contiguous(),
+            u[i].contiguous(),
+            _grid(i, grid_h),
+            g,
+            _branch_saved(k, saved, i),
+            gk,
+            gv,
+            i > 0,
         )
         if acc == torch.float32 and bool(ROUNDING_UNITS * eps * term > TARGET * gk_max):
             if bool(torch.isfinite(term)):

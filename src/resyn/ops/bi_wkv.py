@@ -34,9 +34,7 @@ BACKENDS = ("auto", "compiled", "torch")
 def _env_backend() -> str:
     value = os.environ.get("RESYN_BI_WKV", "auto").strip().lower() or "auto"
     if value not in BACKENDS:
-        raise ValueError(
-            f"RESYN_BI_WKV must be one of {', '.join(BACKENDS)}, not {value!r}"
-        )
+        raise ValueError(f"RESYN_BI_WKV must be one of {', '.join(BACKENDS)}, not {value!r}")
     return value
 
 
@@ -217,7 +215,12 @@ def cross_bi_wkv(
         return _bi_wkv_kernel.wkv(k.to(v.dtype), v, ws, us, H, True)
     pure = "torch"
     y = bi_wkv(k, v, w[0], u[0], channels_first=True, backend=pure)
-    yv = bi_wkv(transpose_grid(k, H, W), transpose_grid(v, H, W), w[1], u[1],
-                channels_first=True, backend=pure)
+    yv = bi_wkv(
+        transpose_grid(k, H, W),
+        transpose_grid(v, H, W),
+        w[1],
+        u[1],
+        channels_first=True,
+        backend=pure,
+    )
     return (y + transpose_grid(yv, W, H)).transpose(1, 2)
-

@@ -11,11 +11,14 @@ import types
 from typing import Any
 
 from resyn.restore.api import Restorer, load_restorer, restore, restore_array
-from resyn.restore.engine import DEFAULT_MAX_MEMORY, TilingInfo, estimate_memory, run_model
+from resyn.restore.engine import TilingInfo, estimate_memory, run_model
+from resyn.restore.options import DEFAULT_MAX_MEMORY, InferenceOptions, OptionsError
 from resyn.restore.weights import WeightsError, default_weights_path, shipped_weights
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",
+    "InferenceOptions",
+    "OptionsError",
     "Restorer",
     "TilingInfo",
     "WeightsError",

@@ -17,12 +17,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
 
-from resyn.restore.engine import DEFAULT_MAX_MEMORY, TilingInfo, model_channels, run_model
+from resyn.models.descriptor import ModelDescriptor, describe
+from resyn.restore.engine import TilingInfo, run_model
+from resyn.restore.options import DEFAULT_MAX_MEMORY, InferenceOptions, PrecisionChoice
 from resyn.restore.weights import (
     WeightsError,
     check_weights_for_task,
@@ -30,19 +32,26 @@ from resyn.restore.weights import (
     resolve_weights,
 )
 
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
+
 
 @dataclass
 class Restorer:
     """A loaded model ready to restore images for one task."""
 
     model: nn.Module
-    task: Any  # resyn.degrade.Task
+    task: Task
     weights: Path | None
     meta: dict[str, Any]
 
     @property
+    def descriptor(self) -> ModelDescriptor:
+        return describe(self.model)
+
+    @property
     def scale(self) -> int:
-        return int(getattr(self.model.config, "upscale", 1))
+        return self.descriptor.scale
 
     @classmethod
     def from_model(cls, model: nn.Module, task: str) -> Restorer:
@@ -52,12 +61,13 @@ class Restorer:
 
         parsed = parse_task(task)
         meta = {"arch": getattr(type(model), "arch", None), "config": model_config_dict(model)}
-        meta["info"], meta["preset"] = {}, getattr(model, "preset_name", None)
+        meta["info"], meta["preset"] = {}, describe(model).preset
         check_weights_for_task(meta, parsed, "the model")
         return cls(model=model.eval(), task=parsed, weights=None, meta=meta)
 
     def describe(self) -> str:
-        name = self.meta.get("preset") or self.meta.get("arch") or type(self.model).__name__
+        descriptor = self.descriptor
+        name = descriptor.preset or descriptor.architecture
         where = self.weights.name if self.weights else "in-memory model"
         return f"{name} ({where})"
 
@@ -109,21 +119,19 @@ def _read_meta(path: Path) -> dict[str, Any]:
 def restore_array(
     restorer: Restorer,
     image: np.ndarray,
+    options: InferenceOptions | None = None,
     *,
-    tile: int | None = None,
-    overlap: int = 32,
-    device: str = "cpu",
-    precision: str = "fp32",
-    max_memory: int | None = DEFAULT_MAX_MEMORY,
     progress: Callable[[int, int], None] | None = None,
-    ensemble: bool = False,
+    **fields: Any,
 ) -> tuple[np.ndarray, TilingInfo]:
     """Restore a canonical image array (see module docs); return ``(image, TilingInfo)``.
 
-    ``precision``: ``auto | fp32 | bf16``; the precision used is ``TilingInfo.precision``.
+    ``options`` (:class:`InferenceOptions`), with any of its fields given as keywords replacing
+    them (``tile=0, precision="auto"``); the precision used is ``TilingInfo.precision``.
     """
     from resyn.io import split_alpha
 
+    opts = InferenceOptions.of(options, **fields)
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"expected uint8 or uint16 samples, got {image.dtype}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
@@ -135,16 +143,8 @@ def restore_array(
     gray = color.ndim == 2
     x = color.astype(np.float32)
     x /= np.float32(peak)
-    chans = model_channels(restorer.model)
-    kwargs = dict(
-        tile=tile,
-        overlap=overlap,
-        device=device,
-        precision=precision,
-        max_memory=max_memory,
-        progress=progress,
-        ensemble=ensemble,
-    )
+    chans = restorer.descriptor.in_channels
+    kwargs: dict[str, Any] = dict(options=opts, progress=progress)
     # The engine converts finished rows straight to integers, so no float copy of the whole
     # output is ever held (a 4000x3000 photo at x4 would need 2.3 GB per float copy).
     dtype = image.dtype
@@ -196,7 +196,7 @@ def restore(
     tile: int | None = None,
     overlap: int = 32,
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: PrecisionChoice = "fp32",
     max_memory: int | None = DEFAULT_MAX_MEMORY,
     ensemble: bool = False,
 ) -> np.ndarray:
@@ -211,6 +211,14 @@ def restore(
     ``resyn.precision``). ``ensemble``: average the model over the eight flips and rotations
     of the input (slightly better, 8x the time).
     """
+    options = InferenceOptions(
+        tile=tile,
+        overlap=overlap,
+        max_memory=max_memory,
+        device=device,
+        precision=precision,
+        ensemble=ensemble,
+    )
     if not isinstance(image, np.ndarray):
         from resyn.io import read_image
 
@@ -223,14 +231,5 @@ def restore(
         restorer = load_restorer(task, weights, device=device)
         _CACHE.clear()
         _CACHE[key] = restorer
-    out, _ = restore_array(
-        restorer,
-        image,
-        tile=tile,
-        overlap=overlap,
-        device=device,
-        precision=precision,
-        max_memory=max_memory,
-        ensemble=ensemble,
-    )
+    out, _ = restore_array(restorer, image, options)
     return out

@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from resyn.errors import ResynError
 from resyn.restore.api import Restorer, load_restorer, restore_array
 from resyn.restore.weights import WeightsError, shipped_weights
 
 DEFAULT_TASK = "sr-x4"  # what the demo opens on when no --task or --weights is given
 
 
-class DemoError(ValueError):
+class DemoError(ResynError, ValueError):
     """A problem with an upload, shown to the user."""
 
 
@@ -163,7 +164,7 @@ def default_choice(
 ) -> str:
     """The label the page opens on: the first choice for ``task`` (``--task``), else the user's
     own weights, else ``DEFAULT_TASK``. A ``task`` no choice serves is a ``ValueError`` naming
-    the tasks that are served (it used to be ignored silently)."""
+    the tasks that are served."""
     labels = list(choices)
     if task is not None:
         match = next((k for k in labels if choices[k][0] == task), None)

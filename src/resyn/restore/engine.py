@@ -25,33 +25,23 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from resyn.precision import PRECISIONS, resolve_precision
+from resyn.models.descriptor import ModelDescriptor, describe
+from resyn.restore.options import (  # noqa: F401  (MIN_INPUT_SIDE, DEFAULT_MAX_MEMORY: engine names)
+    DEFAULT_MAX_MEMORY,
+    MIN_INPUT_SIDE,
+    MIN_TILE,
+    InferenceOptions,
+)
 
-#: The smallest side (in pixels) an input may have.
-MIN_INPUT_SIDE = 4
-#: Inputs (and tiles) smaller than this are padded up to it before the forward pass.
-MIN_TILE = 16
-#: Default memory budget for one forward pass (bytes): 1.5 GiB, so that with the input, the
-#: output and the accumulator a 4000x3000 photo at x4 stays under 4 GB resident.
-DEFAULT_MAX_MEMORY = 3 * 1024**3 // 2
 #: Tile sizes tried by the automatic tiler, largest first.
 AUTO_TILE_SIZES = (1024, 768, 640, 512, 384, 320, 256, 192, 128, 96, 64)
-
-#: Feature-sized (embed_dim per pixel) float32 tensors alive at the peak of a forward pass, by
-#: architecture. rwkvir: the peak RSS growth of rwkvir-light (C=48) on CPU, whole-image, is 4.0
-#: to 4.7 KB per input pixel from 256² to 1024² at x2 and x4 with the pure-PyTorch Bi-WKV
-#: (2026-12-01) and 4.6 KB at 1024x768 with the compiled one (restore_speed.py, 2026-12-03; a
-#: model-only run at 512² grows by 2.6 KB, but 16 tensors let a 4000x3000 restore reach 4.04 GB):
-#: at most 24 such tensors plus the outputs. 25 keeps the estimate above those peaks. Others: a
-#: conservative guess until measured.
-LIVE_FEATURE_TENSORS = {"rwkvir": 25}
-DEFAULT_LIVE_FEATURE_TENSORS = 64
 
 
 @dataclass(frozen=True)
@@ -84,54 +74,42 @@ class TilingInfo:
 
 
 def model_scale(model: nn.Module) -> int:
-    config = getattr(model, "config", None)
-    return int(getattr(config, "upscale", getattr(model, "upscale", 1)))
+    """The model's scale factor, from its descriptor."""
+    return describe(model).scale
 
 
 def model_channels(model: nn.Module) -> int:
-    config = getattr(model, "config", None)
-    return int(getattr(config, "in_chans", getattr(model, "in_chans", 3)))
+    """The channels the model takes, from its descriptor."""
+    return describe(model).in_channels
 
 
 def estimate_memory(model: nn.Module, height: int, width: int) -> int:
-    """Estimated peak bytes of one float32 forward pass on an ``height x width`` input.
-
-    A model may define ``estimate_memory_bytes(h, w)``; otherwise the estimate is parameters
-    plus ``bytes_per_pixel * h * w`` with the per-pixel cost derived from the feature width
-    (``embed_dim``) times the live tensors of its architecture (``LIVE_FEATURE_TENSORS``,
-    calibrated against the peak RSS of rwkvir-light on CPU), the upsampler and the outputs.
-    """
-    custom = getattr(model, "estimate_memory_bytes", None)
-    if callable(custom):
-        return int(custom(height, width))
-    config = getattr(model, "config", None)
-    scale = model_scale(model)
-    chans = model_channels(model)
-    dim = int(getattr(config, "embed_dim", 64))
-    upsampler = str(getattr(config, "upsampler", ""))
-    live = LIVE_FEATURE_TENSORS.get(getattr(type(model), "arch", ""), DEFAULT_LIVE_FEATURE_TENSORS)
-    per_pixel = dim * live * 4
-    if upsampler == "pixelshuffle":
-        per_pixel += 64 * 4 * 4 * scale * scale // 2
-    per_pixel += chans * scale * scale * 4 * 3  # output, its crop and the blend buffer
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
-    return int(params + per_pixel * height * width)
+    """Estimated peak bytes of one float32 forward pass on an ``height x width`` input: the
+    descriptor's parameters plus its bytes per output pixel (``ModelDescriptor.memory_bytes``;
+    for RWKV-IR calibrated against the peak RSS of rwkvir-light on CPU, docs/restore.md)."""
+    return describe(model).memory_bytes(height, width)
 
 
 def choose_tile(
     model: nn.Module, height: int, width: int, max_memory: int, overlap: int
 ) -> int | None:
     """None when the whole image fits ``max_memory``, else the largest tile that fits."""
-    if estimate_memory(model, height, width) <= max_memory:
+    return _choose(describe(model), height, width, max_memory, overlap)
+
+
+def _choose(
+    descriptor: ModelDescriptor, height: int, width: int, max_memory: int, overlap: int
+) -> int | None:
+    if descriptor.memory_bytes(height, width) <= max_memory:
         return None
     for size in AUTO_TILE_SIZES:
         if size <= 2 * overlap:
             break
         if size >= max(height, width):
             continue
-        if estimate_memory(model, size, size) <= max_memory:
+        if descriptor.memory_bytes(size, size) <= max_memory:
             return size
-    return max(AUTO_TILE_SIZES[-1], 2 * overlap + 16)
+    return max(AUTO_TILE_SIZES[-1], 2 * overlap + MIN_TILE)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -224,13 +202,19 @@ class _Forward:
     """Runs the model on one (padded) tile with the precision and ensemble policies."""
 
     def __init__(
-        self, model: nn.Module, device: torch.device, precision: str, ensemble: bool = False
+        self,
+        model: nn.Module,
+        descriptor: ModelDescriptor,
+        device: torch.device,
+        precision: str,
+        ensemble: bool = False,
     ) -> None:
         self.model = model
+        self.descriptor = descriptor
         self.device = device
         self.precision = precision
         self.ensemble = ensemble
-        self.scale = model_scale(model)
+        self.scale = descriptor.scale
         self.fallbacks = 0
 
     def _model(self, x: torch.Tensor) -> torch.Tensor:
@@ -240,7 +224,8 @@ class _Forward:
         h, w, _ = patch.shape
         x = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))[None]
         x = x.to(self.device, torch.float32)
-        ph, pw = max(MIN_TILE - h, 0), max(MIN_TILE - w, 0)
+        size = self.descriptor.size
+        ph, pw = size.padded(h, MIN_TILE) - h, size.padded(w, MIN_TILE) - w
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
@@ -272,35 +257,58 @@ class _Forward:
 def run_model(
     model: nn.Module,
     image: np.ndarray,
+    options: InferenceOptions | None = None,
     *,
-    tile: int | None = None,
-    overlap: int = 32,
-    device: str | torch.device = "cpu",
-    precision: str = "fp32",
-    max_memory: int | None = DEFAULT_MAX_MEMORY,
     out_dtype: type | np.dtype = np.float32,
     progress: Callable[[int, int], None] | None = None,
-    ensemble: bool = False,
+    **fields: Any,
 ) -> tuple[np.ndarray, TilingInfo]:
     """Run ``model`` on a float ``(H, W, C)`` image in [0, 1]; return ``(output, TilingInfo)``.
 
-    ``tile``: None = automatic (whole image unless the estimate exceeds ``max_memory``; with
-    ``max_memory=None`` never tile), 0 = never tile, N > 0 = tiles of N x N input pixels.
-    ``overlap``: input pixels shared by neighbouring tiles (clipped to below half a tile).
-    ``out_dtype``: float32 returns the raw model output (not clamped); uint8 / uint16 return
-    the output clipped to [0, 1], scaled to 255 / 65535 and rounded.
-    ``progress(done, total)`` is called after every tile. ``ensemble``: average the model over
-    the eight flips and rotations of each tile (``self_ensemble``; 8x the time, the memory of
-    one pass plus an output-sized sum). ``precision``: ``fp32``, ``bf16`` (autocast) or
-    ``auto`` (bf16 where native on ``device``, see ``resyn.precision``); the precision used is
-    ``TilingInfo.precision``.
+    ``options`` (:class:`InferenceOptions`: tile, overlap, memory budget, device, precision,
+    ensemble), with any of its fields given as keywords replacing them (``tile=0``). The
+    overlap is clipped to below half a tile. ``out_dtype``: float32 returns the raw model
+    output (not clamped); uint8 / uint16 return the output clipped to [0, 1], scaled to 255 /
+    65535 and rounded. ``progress(done, total)`` is called after every tile. The precision used
+    is ``TilingInfo.precision``.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    opts = InferenceOptions.of(options, **fields)
+    descriptor = describe(model)
+    dtype = _check_input(image, descriptor, out_dtype)
+    h, w, c = image.shape
+    tile, overlap, auto = plan_tiles(descriptor, h, w, opts)
+    forward = _Forward(
+        model.to(opts.torch_device).eval(),
+        descriptor,
+        opts.torch_device,
+        _precision(opts, descriptor),
+        opts.ensemble,
+    )
+    scale = descriptor.scale
+    out = np.empty((h * scale, w * scale, c), dtype=dtype)
+    image = np.asarray(image, dtype=np.float32)
+    if tile is None:
+        out[...] = _convert(forward(image), dtype)
+        if progress is not None:
+            progress(1, 1)
+        tiles, est = 1, descriptor.memory_bytes(h, w)
+    else:
+        tiles = _run_tiles(forward, image, out, tile, overlap, progress)
+        est = descriptor.memory_bytes(tile, tile)
+    views = len(DIHEDRAL) if opts.ensemble else 1
+    return out, TilingInfo(
+        tile, overlap if tile else 0, tiles, auto, est, forward.fallbacks, views, forward.precision
+    )
+
+
+def _check_input(
+    image: np.ndarray, descriptor: ModelDescriptor, out_dtype: type | np.dtype
+) -> np.dtype:
+    """``ValueError`` for an image the model cannot take; the output sample type."""
     if image.ndim != 3:
         raise ValueError(f"expected an (H, W, C) float image, got shape {image.shape}")
     h, w, c = image.shape
-    chans = model_channels(model)
+    chans = descriptor.in_channels
     if c != chans:
         raise ValueError(f"the model takes {chans}-channel input, the image has {c} channel(s)")
     if min(h, w) < MIN_INPUT_SIDE:
@@ -308,48 +316,59 @@ def run_model(
             f"image of {w}x{h} pixels is too small for the model: each side must be at least "
             f"{MIN_INPUT_SIDE} pixels"
         )
-    if overlap < 0:
-        raise ValueError(f"overlap must be >= 0, not {overlap}")
-    out_dtype = np.dtype(out_dtype)
-    if out_dtype not in (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16)):
-        raise ValueError(f"out_dtype must be float32, uint8 or uint16, not {out_dtype}")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but no CUDA device is available")
+    dtype = np.dtype(out_dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise ValueError(f"out_dtype must be float32, uint8 or uint16, not {dtype}")
+    return dtype
 
-    auto = False
-    if tile is None:
-        auto = max_memory is not None
-        tile = choose_tile(model, h, w, max_memory, overlap) if max_memory is not None else None
+
+def plan_tiles(
+    descriptor: ModelDescriptor, height: int, width: int, options: InferenceOptions
+) -> tuple[int | None, int, bool]:
+    """``(tile, overlap, auto)``: the tile side (None = whole image), the overlap clipped to
+    below half a tile, and whether the memory budget chose the tile."""
+    tile, overlap = options.tile, options.overlap
+    auto = tile is None and options.max_memory is not None
+    if tile is None and options.max_memory is not None:
+        tile = _choose(descriptor, height, width, options.max_memory, overlap)
     elif tile == 0:
         tile = None
-    elif tile < MIN_TILE:
-        raise ValueError(f"tile must be 0 (no tiling) or at least {MIN_TILE}, not {tile}")
-    if tile is not None and tile >= h and tile >= w:
+    if tile is not None and tile >= height and tile >= width:
         tile = None
     if tile is not None:
         overlap = min(overlap, (tile - 1) // 2)
+    return tile, overlap, auto
 
-    scale = model_scale(model)
-    model = model.to(dev).eval()
-    forward = _Forward(model, dev, resolve_precision(precision, dev), ensemble)
-    views = len(DIHEDRAL) if ensemble else 1
-    out = np.empty((h * scale, w * scale, c), dtype=out_dtype)
-    image = np.asarray(image, dtype=np.float32)
 
-    if tile is None:
-        y = forward(image)
-        out[...] = _convert(y, out_dtype)
-        if progress is not None:
-            progress(1, 1)
-        est = estimate_memory(model, h, w)
-        info = TilingInfo(None, 0, 1, auto, est, forward.fallbacks, views, forward.precision)
-        return out, info
+def _precision(options: InferenceOptions, descriptor: ModelDescriptor) -> str:
+    """The precision to run in: ``auto`` resolved for the device, then checked against the
+    precisions the model supports (``auto`` falls back to fp32)."""
+    resolved = options.resolved_precision()
+    if resolved in descriptor.precisions:
+        return resolved
+    if options.precision == "auto" and "fp32" in descriptor.precisions:
+        return "fp32"
+    raise ValueError(
+        f"{descriptor.architecture} runs in {', '.join(descriptor.precisions)}, not {resolved}"
+    )
 
+
+def _run_tiles(
+    forward: _Forward,
+    image: np.ndarray,
+    out: np.ndarray,
+    tile: int,
+    overlap: int,
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    """Run ``forward`` on overlapping tiles of ``image`` and blend them into ``out``, one row
+    of tiles at a time: the accumulator holds output rows [acc_start, acc_start + tile*scale);
+    rows above the current tile row are final and are written to ``out``. Returns the number
+    of tiles."""
+    h, w, c = image.shape
+    scale = forward.scale
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     total, done = len(ys) * len(xs), 0
-    # One row of tiles at a time: the accumulator holds output rows [acc_start, acc_start +
-    # tile*scale); rows above the current tile row are final and are written to `out`.
     acc_start = 0
     acc = np.zeros((tile * scale, w * scale, c), dtype=np.float32)
     wsum = np.zeros((tile * scale, w * scale), dtype=np.float32)
@@ -364,19 +383,11 @@ def run_model(
             acc[keep:] = 0.0
             wsum[keep:] = 0.0
             acc_start = y0 * scale
-        wy = ramp_window(
-            (y1 - y0) * scale,
-            overlap * scale if iy > 0 else 0,
-            overlap * scale if iy < len(ys) - 1 else 0,
-        )
+        wy = _edge_ramps((y1 - y0) * scale, overlap * scale, iy, len(ys))
         for ix, x0 in enumerate(xs):
             x1 = min(x0 + tile, w)
             pred = forward(image[y0:y1, x0:x1])
-            wx = ramp_window(
-                (x1 - x0) * scale,
-                overlap * scale if ix > 0 else 0,
-                overlap * scale if ix < len(xs) - 1 else 0,
-            )
+            wx = _edge_ramps((x1 - x0) * scale, overlap * scale, ix, len(xs))
             weight = wy[:, None] * wx[None, :]
             r0, r1 = y0 * scale - acc_start, y1 * scale - acc_start
             pred *= weight[:, :, None]
@@ -387,9 +398,13 @@ def run_model(
                 progress(done, total)
     rows = h * scale - acc_start
     _flush(out, acc_start, acc[:rows], wsum[:rows])
-    est = estimate_memory(model, tile, tile)
-    info = TilingInfo(tile, overlap, total, auto, est, forward.fallbacks, views, forward.precision)
-    return out, info
+    return total
+
+
+def _edge_ramps(length: int, ramp: int, index: int, count: int) -> np.ndarray:
+    """The blending window of tile ``index`` of ``count`` along one axis: ramps on the sides
+    that touch another tile."""
+    return ramp_window(length, ramp if index > 0 else 0, ramp if index < count - 1 else 0)
 
 
 def _flush(out: np.ndarray, start: int, acc: np.ndarray, wsum: np.ndarray, rows: int = 64) -> None:

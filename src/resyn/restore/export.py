@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from resyn.errors import ResynError
 from resyn.io.atomic import atomic_path
-from resyn.restore.engine import model_channels, model_scale
+from resyn.models.descriptor import describe
 
 TOLERANCE = 1e-4
 
 
-class ExportError(RuntimeError):
+class ExportError(ResynError, RuntimeError):
     """Export failed or the exported graph does not reproduce PyTorch."""
 
 
@@ -64,7 +65,7 @@ def export_onnx(
     if size < 1:
         raise ExportError(f"the tracing size must be a positive number of pixels, not {size}")
     model = model.cpu().eval()
-    chans = model_channels(model)
+    chans = describe(model).in_channels
     gen = torch.Generator().manual_seed(0)
     example = torch.rand(1, chans, size, size, generator=gen)
     dynamic_axes = (
@@ -115,7 +116,8 @@ def verify_onnx(
             f"checking the export needs onnxruntime: pip install 'resyn[onnx]' ({exc})"
         ) from None
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    chans, scale = model_channels(model), model_scale(model)
+    descriptor = describe(model)
+    chans, scale = descriptor.in_channels, descriptor.scale
     gen = torch.Generator().manual_seed(1)
     worst = 0.0
     for h, w in sizes:

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from resyn.errors import ResynError
+
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
-class WeightsError(ValueError):
+class WeightsError(ResynError, ValueError):
     """Weights are missing or do not fit the requested task."""
 
 
@@ -74,7 +79,7 @@ def infer_task_name(meta: dict[str, Any]) -> str:
     )
 
 
-def check_weights_for_task(meta: dict[str, Any], task: Any, source: str) -> None:
+def check_weights_for_task(meta: dict[str, Any], task: Task, source: str) -> None:
     """Raise ``WeightsError`` when the weights' scale, channels or recorded task disagree."""
     config = meta["config"]
     scale = int(config.get("upscale", 1))

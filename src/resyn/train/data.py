@@ -21,14 +21,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from resyn.errors import ResynError
 
-class DataError(ValueError):
+if TYPE_CHECKING:
+    from resyn.degrade.tasks import Task
+
+
+class DataError(ResynError, ValueError):
     """A data folder that cannot be trained on; the message names the folder or file."""
 
 
@@ -40,7 +45,7 @@ class Pair:
 
 
 def find_pairs(
-    root: str | Path, task: Any, *, what: str = "data", prefer_sub: bool = False
+    root: str | Path, task: Task, *, what: str = "data", prefer_sub: bool = False
 ) -> list[Pair]:
     """HR images of ``root`` and, for SR, their LR files when ``root/LR_bicubic/X{s}`` exists.
 
@@ -122,7 +127,7 @@ def _header_size(path: Path, what: str) -> tuple[int, int]:
         raise DataError(f"{what}: cannot read {path} ({exc})") from None
 
 
-def _load(path: Path, task: Any, target: bool = True) -> np.ndarray:
+def _load(path: Path, task: Task, target: bool = True) -> np.ndarray:
     """uint8 HWC: the task's ground truth (``Task.target``: gray tasks one channel, SR
     mod-cropped) or, for LR files, plain RGB."""
     from resyn.io import ImageReadError, read_image, to_rgb8
@@ -134,7 +139,7 @@ def _load(path: Path, task: Any, target: bool = True) -> np.ndarray:
     return task.target(rgb) if target else rgb
 
 
-def load_pair(pair: Pair, task: Any) -> tuple[np.ndarray, np.ndarray | None]:
+def load_pair(pair: Pair, task: Task) -> tuple[np.ndarray, np.ndarray | None]:
     """(HR, LR) as uint8 arrays in task space; SR HR mod-cropped to LR x scale."""
     from resyn.degrade import imresize
 
@@ -185,7 +190,7 @@ class TrainSet(Dataset):
     def __init__(
         self,
         pairs: list[Pair],
-        task: Any,
+        task: Task,
         patch: int,
         *,
         seed: int = 0,
@@ -294,7 +299,7 @@ class ValImage:
     baseline: np.ndarray  # uint8: bicubic upscale of the LR (SR) or the degraded input
 
 
-def load_val(pairs: list[Pair], task: Any, *, seed: int = 0) -> list[ValImage]:
+def load_val(pairs: list[Pair], task: Task, *, seed: int = 0) -> list[ValImage]:
     """Full validation images; noisy inputs use the fixed ``seed`` for every image (0 is the
     published test convention)."""
     from resyn.degrade import imresize

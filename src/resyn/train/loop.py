@@ -10,6 +10,7 @@ import csv
 import io
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from resyn.io.atomic import atomic_path, atomic_write_text
+from resyn.train.config import TrainConfig
 from resyn.train.data import ValImage
+from resyn.train.module import RestorationModule
 
 METRIC_COLUMNS = ["step", "loss", "lr", "val_psnr", "val_ssim", "wall_time"]
 
@@ -124,10 +127,10 @@ class StandardLoop(L.Callback):
         self,
         *,
         run_dir: Path,
-        config: Any,
+        config: TrainConfig,
         val_images: list[ValImage],
         y_channel: bool,
-        echo: Any = None,
+        echo: Callable[[str], None] | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.config = config
@@ -153,7 +156,7 @@ class StandardLoop(L.Callback):
         self.wall = float(state["wall"])
 
     # --- hooks --------------------------------------------------------------------------
-    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._last_step = trainer.global_step
         self._t0 = time.perf_counter()
         if trainer.is_global_zero:
@@ -163,20 +166,27 @@ class StandardLoop(L.Callback):
             ]
             write_metrics(self.metrics_path, self._rows)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int):
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         # Any randomness inside the model (dropout, drop-path) depends only on (seed, step, rank).
         seed = self.config.seed * 1_000_003 + trainer.global_step * 7919 + trainer.global_rank
         torch.manual_seed(seed % (2**63))
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+    ) -> None:
+        if not isinstance(pl_module, RestorationModule):
+            raise TypeError(
+                f"StandardLoop trains a RestorationModule, not {type(pl_module).__name__}"
+            )
         step = trainer.global_step
         if step == self._last_step:  # inside a gradient-accumulation window
             return
         self._last_step = step
         cfg = self.config
-        losses = pl_module.step_losses
+        losses = pl_module.take_step_losses()
         loss = float(np.mean(losses)) if losses else None
-        pl_module.step_losses = []
         final = step >= cfg.iterations
         row: dict[str, Any] = {}
         if step % cfg.log_every == 0 or final or step % cfg.val.every == 0:
@@ -218,7 +228,7 @@ class StandardLoop(L.Callback):
             if trainer.is_global_zero:
                 self._export_best(pl_module, step, row)
 
-    def _export_best(self, pl_module: Any, step: int, row: dict[str, Any]) -> None:
+    def _export_best(self, pl_module: RestorationModule, step: int, row: dict[str, Any]) -> None:
         """RUN_DIR/best.safetensors: the validated weights (EMA when enabled) of the best
         validation PSNR so far, for resyn restore / eval (atomic, like every checkpoint)."""
         from resyn.models import save_model

@@ -10,10 +10,11 @@ import lightning as L
 import torch
 from torch import nn
 
+from resyn.errors import ResynError
 from resyn.train.config import TrainConfig
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(ResynError, RuntimeError):
     """The training loss became NaN or Inf."""
 
 
@@ -33,6 +34,11 @@ class RestorationModule(L.LightningModule):
             self.ema = copy.deepcopy(model).requires_grad_(False)
         self.step_losses: list[float] = []
         self.step_lr = config.optim.lr
+
+    def take_step_losses(self) -> list[float]:
+        """The losses of the micro-batches since the last call (the iteration just done)."""
+        losses, self.step_losses = self.step_losses, []
+        return losses
 
     @property
     def eval_model(self) -> nn.Module:

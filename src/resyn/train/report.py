@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resyn.errors import ResynError
 from resyn.train.loop import read_metrics
 
 
-class ReportError(ValueError):
+class ReportError(ResynError, ValueError):
     """A run folder that cannot be reported on."""
 
 

@@ -21,10 +21,17 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from resyn.errors import ResynError
 from resyn.train.config import TrainConfig
 from resyn.train.data import DataError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from resyn.degrade.tasks import Task
+    from resyn.train.data import Pair, ValImage
 
 RUN_FILE = "run.json"
 
@@ -37,7 +44,7 @@ LIGHTNING_NOISE = (
 )
 
 
-class RunError(ValueError):
+class RunError(ResynError, ValueError):
     """A run that cannot start (bad resume, occupied folder, impossible batch plan...)."""
 
 
@@ -249,38 +256,105 @@ def _diff(a: Any, b: Any, prefix: str = "", where: str = "in the run") -> list[s
     return [] if a == b else [f"{prefix[:-1]} ({a!r} {where}, {b!r} now)"]
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """``total`` samples per iteration = ``per_device`` x ``accumulate`` x ``world``."""
+
+    total: int
+    per_device: int
+    accumulate: int
+    world: int
+
+    def record(self) -> dict[str, int]:
+        return {
+            "total": self.total,
+            "per_device": self.per_device,
+            "accumulate": self.accumulate,
+            "world_size": self.world,
+        }
+
+
+@dataclass(frozen=True)
+class _Data:
+    train_pairs: list[Pair]
+    val_pairs: list[Pair]
+    decoded: bool  # every training image was decoded once (``data.verify_mb``)
+
+
 @dataclass
 class Prepared:
+    """Everything a run needs, checked: ``run`` is the record written to run.json."""
+
     options: TrainOptions
     config: TrainConfig
-    task: Any
-    train_pairs: list
-    val_images: list
-    model: Any
+    task: Task
+    train_pairs: list[Pair]
+    val_images: list[ValImage]
+    model: nn.Module
     run: dict[str, Any]
     ckpt: Path | None
+    batch: BatchPlan
+    accelerator: str  # Lightning's accelerator name ("cpu", "gpu")
+    precision: str  # Lightning's precision name ("32-true", "bf16-mixed"...)
+    y_channel: bool  # validation PSNR on BT.601 Y
     restart: bool = False  # a fresh start over a run that stopped before its first checkpoint
 
 
 def prepare(opts: TrainOptions) -> Prepared:
     """Everything that can fail before training: config, data, model, batch plan, resume."""
     from resyn.degrade import parse_task
-    from resyn.models import build_model
-    from resyn.train.data import check_pairs, decode_all, find_pairs, load_val
+    from resyn.train.data import load_val
     from resyn.train.loop import baseline_metrics
-    from resyn.train.standard import load_config
 
     if opts.reschedule and not opts.resume:
         raise RunError("--reschedule changes the schedule of a resumed run: it needs --resume")
+    config = _load_config(opts)
+    task = parse_task(config.task)
+    accelerator = _resolve_accelerator(opts.accelerator)
+    precision = resolve_precision(opts.precision, accelerator)
+    data = _find_data(opts, config, task)
+    model, init = _build_model(opts, config, task)
+    world = _world_size(accelerator, opts.devices, opts.num_nodes)
+    batch = BatchPlan(config.batch, *plan_batch(config.batch, world, opts.max_device_batch), world)
+    y_channel = config.val.y_channel and task.channels == 3
+    hardware = _hardware(accelerator, opts.devices, opts.num_nodes, world, precision)
+    new_run = _run_record(opts, config, model, init, data, batch, hardware, y_channel)
+    ckpt, restart = _resume_point(opts, config, new_run)
+    val_images = load_val(data.val_pairs, task)
+    if new_run.get("baseline") is None and launched_rank() == 0:
+        new_run["baseline"] = baseline_metrics(val_images, config.crop_border, y_channel)
+    return Prepared(
+        options=opts,
+        config=config,
+        task=task,
+        train_pairs=data.train_pairs,
+        val_images=val_images,
+        model=model,
+        run=new_run,
+        ckpt=ckpt,
+        batch=batch,
+        accelerator=accelerator,
+        precision=precision,
+        y_channel=y_channel,
+        restart=restart,
+    )
+
+
+def _load_config(opts: TrainOptions) -> TrainConfig:
+    """The standard's preset with the command's overrides (``--seed``, ``--workers`` too)."""
+    from resyn.train.standard import load_config
+
     overrides = list(opts.overrides)
     if opts.seed is not None:
         overrides.append(f"seed={opts.seed}")
     if opts.workers is not None:
         overrides.append(f"data.workers={opts.workers}")
-    config = load_config(opts.preset, overrides, opts.budget)
-    task = parse_task(config.task)
-    accelerator = _resolve_accelerator(opts.accelerator)
-    precision = resolve_precision(opts.precision, accelerator)
+    return load_config(opts.preset, overrides, opts.budget)
+
+
+def _find_data(opts: TrainOptions, config: TrainConfig, task: Task) -> _Data:
+    """The training and validation pairs, checked (sizes; decoded when ``data.verify_mb``)."""
+    from resyn.train.data import check_pairs, decode_all, find_pairs
 
     train_pairs = find_pairs(opts.train, task, what="--train", prefer_sub=True)
     check_pairs(train_pairs, task.scale, min_hr=config.patch, what="--train")
@@ -288,10 +362,18 @@ def prepare(opts: TrainOptions) -> Prepared:
     decoded = verify > 0 and decode_all(train_pairs, what="--train", max_bytes=verify << 20)
     val_pairs = find_pairs(opts.val, task, what="--val")
     check_pairs(val_pairs, task.scale, what="--val")
+    return _Data(train_pairs, val_pairs, decoded)
 
+
+def _build_model(
+    opts: TrainOptions, config: TrainConfig, task: Task
+) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The model to train, its initial weights depending only on the seed (or ``--init``)."""
     import torch
 
-    torch.manual_seed(config.seed)  # the initial weights depend only on the seed
+    from resyn.models import build_model
+
+    torch.manual_seed(config.seed)
     try:
         model = build_model(
             opts.model, scale=task.scale, in_channels=task.channels, **opts.model_args
@@ -299,93 +381,105 @@ def prepare(opts: TrainOptions) -> Prepared:
     except (ValueError, TypeError) as exc:
         raise RunError(f"--model {opts.model}: {exc}") from None
     init = _load_init(model, Path(opts.init)) if opts.init is not None else None
+    return model, init
 
-    world = _world_size(accelerator, opts.devices, opts.num_nodes)
-    per_device, accumulate = plan_batch(config.batch, world, opts.max_device_batch)
 
-    out = Path(opts.out)
-    run_file = out / RUN_FILE
-    ckpt = out / "checkpoints" / "last.ckpt"
-    restart = False
-    new_run = {
+def _run_record(
+    opts: TrainOptions,
+    config: TrainConfig,
+    model: nn.Module,
+    init: dict[str, Any] | None,
+    data: _Data,
+    batch: BatchPlan,
+    hardware: dict[str, Any],
+    y_channel: bool,
+) -> dict[str, Any]:
+    """What run.json records about the run (compared on ``--resume``)."""
+    from resyn.models import describe
+
+    return {
         "preset": opts.preset,
         "config": config.model_dump(mode="json"),
         "model": {
             "name": opts.model,
             "args": opts.model_args,
-            "arch": getattr(type(model), "arch", None),
+            "arch": describe(model).architecture,
             "parameters": sum(p.numel() for p in model.parameters()),
             "init": init,
         },
         "data": {
             "train": str(opts.train),
             "val": str(opts.val),
-            "train_images": len(train_pairs),
-            "train_decoded": decoded,
-            "val_images": len(val_pairs),
+            "train_images": len(data.train_pairs),
+            "train_decoded": data.decoded,
+            "val_images": len(data.val_pairs),
         },
-        "batch": {
-            "total": config.batch,
-            "per_device": per_device,
-            "accumulate": accumulate,
-            "world_size": world,
-        },
-        "hardware": _hardware(accelerator, opts.devices, opts.num_nodes, world, precision),
+        "batch": batch.record(),
+        "hardware": hardware,
         "versions": _versions(),
-        "metric": {
-            "y_channel": config.val.y_channel and task.channels == 3,
-            "crop_border": config.crop_border,
-        },
+        "metric": {"y_channel": y_channel, "crop_border": config.crop_border},
     }
+
+
+def _resume_point(
+    opts: TrainOptions, config: TrainConfig, new_run: dict[str, Any]
+) -> tuple[Path | None, bool]:
+    """``(checkpoint to resume from, restart)``; on ``--resume`` checks the run folder's
+    run.json against ``new_run`` and carries its history (baseline, sessions, reschedules)."""
+    out = Path(opts.out)
+    run_file = out / RUN_FILE
+    ckpt = out / "checkpoints" / "last.ckpt"
     if launched_rank() > 0:
         # Rank 0 checks the run folder and writes run.json; the other processes of a launch
         # only follow (they may start after rank 0 has written it).
-        ckpt = ckpt if opts.resume else None
         new_run["baseline"] = None
-    elif opts.resume:
-        if not run_file.is_file():
-            raise RunError(f"--resume: {run_file} does not exist (nothing to resume)")
-        old = json.loads(run_file.read_text())
-        fixed = _diff(_comparable(old, schedule=False), _comparable(new_run, schedule=False))
-        if fixed:
-            raise RunError(
-                f"--resume: {out} was trained with different settings: " + "; ".join(fixed)
-            )
-        changes = _diff(_comparable(old), _comparable(new_run))
-        if changes and not opts.reschedule:
-            raise RunError(
-                f"--resume: {out} was trained with a different schedule: "
-                + "; ".join(changes)
-                + " (pass --reschedule to change the schedule of a resumed run)"
-            )
-        if not ckpt.is_file():
-            raise RunError(f"--resume: no checkpoint {ckpt} yet; start again without --resume")
-        new_run["baseline"] = old.get("baseline")
-        new_run["sessions"] = [*old.get("sessions", [old["hardware"]]), new_run["hardware"]]
-        new_run["reschedules"] = list(old.get("reschedules", []))
-        done = _checkpoint_step(ckpt)  # a damaged checkpoint is named here, not in Lightning
-        if changes:
-            if done >= config.iterations:
-                raise RunError(
-                    f"--reschedule: iterations={config.iterations} is not above the "
-                    f"checkpoint's {done} iterations: nothing left to train"
-                )
-            new_run["reschedules"].append({"step": done, "changes": changes})
-    else:
-        if ckpt.exists() or (out / "model.safetensors").exists():
-            raise RunError(
-                f"{out} already holds a run; pass --resume to continue it or choose another --out"
-            )
-        # run.json without a checkpoint: a run that stopped before its first checkpoint. It
-        # trained nothing durable (--resume has nothing to continue), so it is started again.
-        restart = run_file.exists()
-        ckpt = None
-    val_images = load_val(val_pairs, task)
-    if new_run.get("baseline") is None and launched_rank() == 0:
-        new_run["baseline"] = baseline_metrics(
-            val_images, config.crop_border, new_run["metric"]["y_channel"]
+        return (ckpt if opts.resume else None), False
+    if opts.resume:
+        _continue_run(opts, config, new_run, run_file, ckpt)
+        return ckpt, False
+    if ckpt.exists() or (out / "model.safetensors").exists():
+        raise RunError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
-    return Prepared(opts, config, task, train_pairs, val_images, model, new_run, ckpt, restart)
+    # run.json without a checkpoint: a run that stopped before its first checkpoint. It
+    # trained nothing durable (--resume has nothing to continue), so it is started again.
+    return None, run_file.exists()
+
+
+def _continue_run(
+    opts: TrainOptions,
+    config: TrainConfig,
+    new_run: dict[str, Any],
+    run_file: Path,
+    ckpt: Path,
+) -> None:
+    out = Path(opts.out)
+    if not run_file.is_file():
+        raise RunError(f"--resume: {run_file} does not exist (nothing to resume)")
+    old = json.loads(run_file.read_text())
+    fixed = _diff(_comparable(old, schedule=False), _comparable(new_run, schedule=False))
+    if fixed:
+        raise RunError(f"--resume: {out} was trained with different settings: " + "; ".join(fixed))
+    changes = _diff(_comparable(old), _comparable(new_run))
+    if changes and not opts.reschedule:
+        raise RunError(
+            f"--resume: {out} was trained with a different schedule: "
+            + "; ".join(changes)
+            + " (pass --reschedule to change the schedule of a resumed run)"
+        )
+    if not ckpt.is_file():
+        raise RunError(f"--resume: no checkpoint {ckpt} yet; start again without --resume")
+    new_run["baseline"] = old.get("baseline")
+    new_run["sessions"] = [*old.get("sessions", [old["hardware"]]), new_run["hardware"]]
+    new_run["reschedules"] = list(old.get("reschedules", []))
+    done = _checkpoint_step(ckpt)  # a damaged checkpoint is named here, not in Lightning
+    if changes:
+        if done >= config.iterations:
+            raise RunError(
+                f"--reschedule: iterations={config.iterations} is not above the "
+                f"checkpoint's {done} iterations: nothing left to train"
+            )
+        new_run["reschedules"].append({"step": done, "changes": changes})
 
 
 def _load_init(model: Any, path: Path) -> dict[str, Any]:
@@ -466,17 +560,17 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
     Returns the weights path on global rank 0, None on the other ranks."""
     import lightning as L
     import torch
-    from torch.utils.data import DataLoader
 
     from resyn.io import atomic_write_text
     from resyn.models import save_model
-    from resyn.train.data import StepSampler, TrainSet
+    from resyn.train.data import TrainSet
+    from resyn.train.datamodule import StandardDataModule
     from resyn.train.loop import AtomicCheckpointIO, StandardLoop
     from resyn.train.module import RestorationModule
 
     opts, cfg, run = prep.options, prep.config, prep.run
     out = Path(opts.out)
-    b, accum = run["batch"]["per_device"], run["batch"]["accumulate"]
+    b, accum = prep.batch.per_device, prep.batch.accumulate
     dataset = TrainSet(
         prep.train_pairs,
         prep.task,
@@ -489,58 +583,36 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
     )
 
     module = RestorationModule(prep.model, cfg)
-
-    def train_dataloader() -> DataLoader:
-        trainer = module.trainer
-        sampler = StepSampler(
-            total=cfg.batch,
-            per_device=b,
-            accumulate=accum,
-            rank=trainer.global_rank,
-            world=trainer.world_size,
-            start_step=trainer.global_step,
-            iterations=cfg.iterations,
-        )
-        workers = cfg.data.workers
-        return DataLoader(
-            dataset,
-            batch_size=b,
-            sampler=sampler,
-            num_workers=workers,
-            persistent_workers=False,
-            pin_memory=run["hardware"]["accelerator"] == "gpu",
-            drop_last=False,
-        )
-
-    module.train_dataloader = train_dataloader  # type: ignore[method-assign]
+    data = StandardDataModule(
+        dataset,
+        cfg,
+        per_device=b,
+        accumulate=accum,
+        pin_memory=prep.accelerator == "gpu",
+    )
     loop = StandardLoop(
         run_dir=out,
         config=cfg,
         val_images=prep.val_images,
-        y_channel=run["metric"]["y_channel"],
+        y_channel=prep.y_channel,
         echo=echo,
     )
     callbacks: list[Any] = [loop]
     if opts.progress:
-        from lightning.pytorch.callbacks import RichProgressBar
+        from resyn.train.progress import TrainProgressBar
 
-        class _Bar(RichProgressBar):
-            def _get_train_description(self, current_epoch: int) -> str:
-                return "train (micro-batches)" if accum > 1 else "train (iterations)"
-
-        callbacks.append(_Bar(leave=True))
+        callbacks.append(TrainProgressBar(accum))
     from lightning.pytorch.loggers import TensorBoardLogger
 
     # Event files under RUN_DIR/tensorboard; written with tensorboardX (a dependency: small,
     # unlike the tensorboard app, which is needed only to view them and is used when present).
     logger = TensorBoardLogger(str(out), name="tensorboard", version="", default_hp_metric=False)
-    hw = run["hardware"]
     _quiet_lightning()
     trainer = L.Trainer(
-        accelerator=hw["accelerator"],
+        accelerator=prep.accelerator,
         devices=opts.devices,
         num_nodes=opts.num_nodes,
-        precision=hw["precision"],
+        precision=prep.precision,
         max_steps=cfg.iterations,
         max_epochs=-1,
         accumulate_grad_batches=accum,
@@ -566,7 +638,12 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
         with warnings.catch_warnings():
             for message in LIGHTNING_NOISE:
                 warnings.filterwarnings("ignore", message=message)
-            trainer.fit(module, ckpt_path=str(prep.ckpt) if prep.ckpt else None, weights_only=True)
+            trainer.fit(
+                module,
+                datamodule=data,
+                ckpt_path=str(prep.ckpt) if prep.ckpt else None,
+                weights_only=True,
+            )
     except DataError as exc:
         # An image that only fails when decoded (a truncated file) is met in the DataLoader,
         # possibly in a worker process, whose re-raised message carries its traceback.

@@ -16,13 +16,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from resyn.errors import ResynError
 from resyn.train.config import TrainConfig
 
 SMOKE_SUFFIX = "-smoke"
 SMOKE_BUDGET = 0.002
 
 
-class ConfigError(ValueError):
+class ConfigError(ResynError, ValueError):
     """A preset or override that does not validate; the message names the offending key."""
 
 
