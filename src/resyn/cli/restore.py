@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from resyn.cli._common import console, err_console, fail, styled
+from resyn.restore.weights import tasks_help
 
 OUTPUT_FORMATS = ("png", "tiff", "webp", "jpg")
 MAX_EXPORT_SIZE = 4096  # side of the tracing input; the exported graph takes any size
@@ -35,7 +36,9 @@ def restore(
         None,
         "--task",
         "-t",
-        help="sr-x2 | sr-x3 | sr-x4 | denoise-25 | denoise-gray-25 | jpeg-q10 ... "
+        help=f"Task, {tasks_help()}; also gray forms (denoise-gray-25, jpeg-gray-q10). "
+        "denoise / jpeg are blind (noise sigma 0-50, JPEG quality 10-90): a level's name uses "
+        "the blind model when it has no weights of its own "
         "[default: the task recorded in --weights, else sr-x4]",
     ),
     weights: Path = typer.Option(

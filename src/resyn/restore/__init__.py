@@ -12,10 +12,17 @@ from typing import Any
 
 from resyn.restore.api import Restorer, load_restorer, restore, restore_array
 from resyn.restore.engine import DEFAULT_MAX_MEMORY, TilingInfo, estimate_memory, run_model
-from resyn.restore.weights import WeightsError, default_weights_path, shipped_weights
+from resyn.restore.weights import (
+    TASK_NAMES,
+    WeightsError,
+    default_weights_path,
+    shipped_weights,
+    task_weights,
+)
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",
+    "TASK_NAMES",
     "Restorer",
     "TilingInfo",
     "WeightsError",
@@ -26,6 +33,7 @@ __all__ = [
     "restore_array",
     "run_model",
     "shipped_weights",
+    "task_weights",
 ]
 
 

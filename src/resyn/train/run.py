@@ -62,6 +62,8 @@ class TrainOptions:
     precision: str | None = None
     progress: bool = True
     init: Path | None = None
+    init_partial: bool = False  # load only the --init tensors whose name and shape match
+    max_minutes: float | None = None  # stop this session cleanly after this much training
 
 
 def plan_batch(total: int, world: int, max_device_batch: int | None) -> tuple[int, int]:
@@ -272,6 +274,10 @@ def prepare(opts: TrainOptions) -> Prepared:
 
     if opts.reschedule and not opts.resume:
         raise RunError("--reschedule changes the schedule of a resumed run: it needs --resume")
+    if opts.max_minutes is not None and not (0 < opts.max_minutes < float("inf")):
+        raise RunError(f"--max-minutes must be a positive number, got {opts.max_minutes}")
+    if opts.init_partial and opts.init is None:
+        raise RunError("--init-partial says how to load --init weights: it needs --init")
     overrides = list(opts.overrides)
     if opts.seed is not None:
         overrides.append(f"seed={opts.seed}")
@@ -298,7 +304,11 @@ def prepare(opts: TrainOptions) -> Prepared:
         )
     except (ValueError, TypeError) as exc:
         raise RunError(f"--model {opts.model}: {exc}") from None
-    init = _load_init(model, Path(opts.init)) if opts.init is not None else None
+    init = (
+        _load_init(model, Path(opts.init), partial=opts.init_partial)
+        if opts.init is not None
+        else None
+    )
 
     world = _world_size(accelerator, opts.devices, opts.num_nodes)
     per_device, accumulate = plan_batch(config.batch, world, opts.max_device_batch)
@@ -380,7 +390,8 @@ def prepare(opts: TrainOptions) -> Prepared:
         # trained nothing durable (--resume has nothing to continue), so it is started again.
         restart = run_file.exists()
         ckpt = None
-    val_images = load_val(val_pairs, task)
+    # A blind task's model validates at the fixed level val.task (denoise-25, jpeg-q10)
+    val_images = load_val(val_pairs, parse_task(config.val_task))
     if new_run.get("baseline") is None and launched_rank() == 0:
         new_run["baseline"] = baseline_metrics(
             val_images, config.crop_border, new_run["metric"]["y_channel"]
@@ -388,11 +399,14 @@ def prepare(opts: TrainOptions) -> Prepared:
     return Prepared(opts, config, task, train_pairs, val_images, model, new_run, ckpt, restart)
 
 
-def _load_init(model: Any, path: Path) -> dict[str, Any]:
+def _load_init(model: Any, path: Path, partial: bool = False) -> dict[str, Any]:
     """Start ``model`` from the weights in ``path`` (``save_model`` safetensors, fine-tuning).
 
     The file's architecture and configuration must be the ones being trained: a mismatch is a
-    RunError naming the differing fields. Returns what run.json records about the start."""
+    RunError naming the differing fields. With ``partial`` (``--init-partial``) the architecture
+    must match but the configuration may differ (an x2 model starting an x3 one): only the
+    tensors whose name and shape match are loaded, the others keep their fresh initialisation
+    and are listed in ``skipped``. Returns what run.json records about the start."""
     import hashlib
 
     from safetensors.torch import load
@@ -408,15 +422,45 @@ def _load_init(model: Any, path: Path) -> dict[str, Any]:
         raise RunError(f"--init: {path} holds a {meta['arch']} model, the run trains {arch}")
     want = json.loads(json.dumps(model_config_dict(model)))
     diffs = _diff(meta["config"], want, where="in the file")
-    if diffs:
-        raise RunError(f"--init: {path} was built with other settings: " + "; ".join(diffs))
+    if diffs and not partial:
+        raise RunError(
+            f"--init: {path} was built with other settings: " + "; ".join(diffs) + " (add "
+            "--init-partial to load only the tensors whose shapes match)"
+        )
     data = path.read_bytes()  # read once: the weights and the hash come from the same bytes
-    model.load_state_dict(load(data), strict=True)
-    return {
+    record = {
         "path": str(path),
         "sha256": hashlib.sha256(data).hexdigest(),
         "info": meta["info"],
     }
+    if not partial:
+        model.load_state_dict(load(data), strict=True)
+        return record
+    loaded, skipped = _load_matching(model, load(data))
+    if not loaded:
+        raise RunError(f"--init-partial: no tensor of {path} matches the model in name and shape")
+    return record | {
+        "partial": True,
+        "loaded": len(loaded),
+        "skipped": skipped,
+        "config_differences": diffs,
+    }
+
+
+def _load_matching(model: Any, tensors: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Copy the tensors whose name and shape match the model's; (loaded names, skipped with
+    the reason)."""
+    own = model.state_dict()
+    loaded = [k for k, v in tensors.items() if k in own and tuple(own[k].shape) == tuple(v.shape)]
+    skipped = [
+        f"{k}: shape {list(v.shape)} in the file, {list(own[k].shape)} in the model"
+        for k, v in tensors.items()
+        if k in own and k not in loaded
+    ]
+    skipped += [f"{k}: not in the model" for k in tensors if k not in own]
+    skipped += [f"{k}: not in the file (kept as initialised)" for k in own if k not in tensors]
+    model.load_state_dict({k: tensors[k] for k in loaded}, strict=False)
+    return loaded, skipped
 
 
 def _hardware(accelerator: str, devices: Any, nodes: int, world: int, precision: str) -> dict:
@@ -519,6 +563,7 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
         val_images=prep.val_images,
         y_channel=run["metric"]["y_channel"],
         echo=echo,
+        max_seconds=None if opts.max_minutes is None else opts.max_minutes * 60.0,
     )
     callbacks: list[Any] = [loop]
     if opts.progress:
@@ -584,6 +629,9 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
             "wall_time": loop.wall,
             "best_psnr": loop.best,
             "best_step": loop.best_step,
+            # the schedule's end, or this session's --max-minutes (resume to continue)
+            "stopped_by": "iterations" if loop.stopped_at is None else "max_minutes",
+            "max_minutes": opts.max_minutes,
         }
         run["final"] = final
         atomic_write_text(out / RUN_FILE, json.dumps(run, indent=2) + "\n")
