@@ -452,12 +452,12 @@ def _load_matching(model: Any, tensors: dict[str, Any]) -> tuple[list[str], list
     the reason)."""
     own = model.state_dict()
     loaded = [k for k, v in tensors.items() if k in own and tuple(own[k].shape) == tuple(v.shape)]
-    skipped = [
-        f"{k}: shape {list(v.shape)} in the file, {list(own[k].shape)} in the model"
-        for k, v in tensors.items()
-        if k in own and k not in loaded
+    skipped = [  # in the model's order (the file's order is not defined)
+        f"{k}: shape {list(tensors[k].shape)} in the file, {list(v.shape)} in the model"
+        for k, v in own.items()
+        if k in tensors and k not in loaded
     ]
-    skipped += [f"{k}: not in the model" for k in tensors if k not in own]
+    skipped += [f"{k}: not in the model" for k in sorted(tensors) if k not in own]
     skipped += [f"{k}: not in the file (kept as initialised)" for k in own if k not in tensors]
     model.load_state_dict({k: tensors[k] for k in loaded}, strict=False)
     return loaded, skipped
