@@ -3,7 +3,10 @@
 # and each run continues from its last checkpoint (a finished run is skipped). The runs deviate
 # from the standard's batch and patch (CPU budget); every setting is recorded in
 # runs/weights/<task>/run.json.
-#   bash scripts/train_shipped_weights.sh [sr-x2|sr-x4|denoise-25 ...]
+#   bash scripts/train_shipped_weights.sh [sr-x2|sr-x4|denoise-25|sr-x3|denoise|jpeg ...]
+# (issue 17's tasks sr-x3, denoise and jpeg are started from a copy of the shipped weights
+# taken once into runs/weights/TASK-init.safetensors, so that replacing a shipped file never
+# stops a resume; export each with scripts/export_weights.py TASK)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -79,6 +82,13 @@ sr() {
         --init "$stage3" --set optim.lr=2e-4 --set iterations=3200 \
         --set "sched.milestones=[2100,2700]" --set val.every=400
 }
+# Issue 17: start from a frozen copy of shipped weights (resume checks the --init file's hash)
+init_copy() {
+    local task=$1 from=$2
+    [ -f "runs/weights/$task-init.safetensors" ] || \
+        cp "src/resyn/weights/$from.safetensors" "runs/weights/$task-init.safetensors"
+    echo "runs/weights/$task-init.safetensors"
+}
 mkdir -p runs/weights
 tasks=("${@:-sr-x2 sr-x4 denoise-25}")
 for task in ${tasks[@]}; do
@@ -88,6 +98,16 @@ for task in ${tasks[@]}; do
         denoise-25) run denoise-25 denoise-color-s25 rwkvir-restore --set patch=48 \
             --set iterations=3000 --set "sched.milestones=[1500,2250,2700,2850]" \
             --set val.every=100 & ;;
+        # sr-x3: the shipped sr-x2 model but its x3 head (--init-partial; the head starts at
+        # zero, so at bicubic), on the tile pool (x3 LR made on the fly) as stage 4 of x2/x4
+        sr-x3) train_data=$pool run sr-x3 light-sr-x3-50k rwkvir-light \
+            --model-arg global_skip=bicubic --set patch=96 --set optim.lr=2e-4 \
+            --init "$(init_copy sr-x3 sr-x2)" --init-partial --set iterations=3200 \
+            --set "sched.milestones=[2100,2700]" --set val.every=400 & ;;
+        # blind models (sigma 0-50, quality 10-90), from the shipped denoise-25 model
+        denoise|jpeg) run "$task" "$task-color-blind" rwkvir-restore --set patch=48 \
+            --init "$(init_copy "$task" denoise-25)" --set iterations=3000 \
+            --set "sched.milestones=[1500,2250,2700,2850]" --set val.every=100 & ;;
         *) echo "unknown task $task" >&2; exit 2 ;;
     esac
 done

@@ -51,8 +51,10 @@ def test_parse(name: str, expected: Task) -> None:
         "jpeg-q101",
         "jpeg-10",
         "deblur-3",
-        "denoise-gray",
+        "denoise-grey",
         "jpeg-grey-q10",
+        "jpeg-q",
+        "denoise-blind",
     ],
 )
 def test_parse_rejects(name: str) -> None:

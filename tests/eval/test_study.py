@@ -122,8 +122,18 @@ def test_study_from_an_eval_folder_runs_no_model(tmp_path, tiny_arch, make_tiny_
     assert res.exit_code == 2 and "sr-x2" in res.output
     res = runner.invoke(
         app,
-        ["study", "complexity", "--from-eval", str(ev), "-d", "Other", "-t", "sr-x2", "-o",
-         str(study)],
+        [
+            "study",
+            "complexity",
+            "--from-eval",
+            str(ev),
+            "-d",
+            "Other",
+            "-t",
+            "sr-x2",
+            "-o",
+            str(study),
+        ],
     )
     assert res.exit_code == 2 and "no dataset 'Other'" in res.output
     res = runner.invoke(

@@ -18,6 +18,7 @@ EXPECTED = (
     + [f"light-sr-x{s}-{b}" for s in (2, 3, 4) for b in ("50k", "500k")]
     + [f"denoise-{c}-s{n}" for c in ("color", "gray") for n in (15, 25, 50)]
     + [f"jpeg-{c}-q{q}" for c in ("gray", "color") for q in (10, 20, 30, 40)]
+    + ["denoise-color-blind", "jpeg-color-blind"]
 )
 
 

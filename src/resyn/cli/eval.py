@@ -46,6 +46,12 @@ def _prepare(
         parsed = parse_task(task)
     except ValueError as exc:
         fail(str(exc))
+    if parsed.blind:
+        example = "denoise-25" if parsed.kind == "denoise" else "jpeg-q10"
+        fail(
+            f"--task {parsed.name} is blind (a range of levels); evaluate at a fixed level, "
+            f"e.g. --task {example} (a blind model serves every level of its kind)"
+        )
     datasets, names = [], set()
     try:
         for item in data:

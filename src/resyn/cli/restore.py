@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from resyn.cli._common import console, err_console, fail, inference_options, styled
+from resyn.restore.weights import tasks_help
 
 if TYPE_CHECKING:
     from resyn.restore import Restorer
@@ -42,7 +43,9 @@ def restore(
         None,
         "--task",
         "-t",
-        help="sr-x2 | sr-x3 | sr-x4 | denoise-25 | denoise-gray-25 | jpeg-q10 ... "
+        help=f"Task, {tasks_help()}; also gray forms (denoise-gray-25, jpeg-gray-q10). "
+        "denoise / jpeg are blind (noise sigma 0-50, JPEG quality 10-90): a level's name uses "
+        "the blind model when it has no weights of its own "
         "[default: the task recorded in --weights, else sr-x4]",
     ),
     weights: Path = typer.Option(

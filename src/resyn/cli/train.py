@@ -101,6 +101,18 @@ def train(
     init: Path = typer.Option(
         None, "--init", help="Start from these weights (save_model safetensors; fine-tuning)."
     ),
+    init_partial: bool = typer.Option(
+        False,
+        "--init-partial",
+        help="With --init: load only the tensors whose name and shape match (e.g. x2 weights "
+        "for an x3 model); the others keep their initialisation and are listed.",
+    ),
+    max_minutes: float = typer.Option(
+        None,
+        "--max-minutes",
+        help="Stop this session after this many minutes of training, cleanly: validation, "
+        "last.ckpt (--resume continues) and the final weights; recorded in run.json.",
+    ),
 ) -> None:
     """Train a model on a preset of the unified standard (PyTorch Lightning)."""
     from resyn.train.data import DataError
@@ -128,6 +140,8 @@ def train(
         precision=precision,
         progress=progress,
         init=init,
+        init_partial=init_partial,
+        max_minutes=max_minutes,
     )
     try:
         prep = prepare(opts)
@@ -136,6 +150,14 @@ def train(
     if prep.restart:
         console.print(
             f"{out} holds a run that stopped before its first checkpoint: starting it again",
+            highlight=False,
+            soft_wrap=True,
+        )
+    start = prep.run["model"].get("init") or {}
+    if start.get("partial"):
+        console.print(
+            f"--init-partial: loaded {start['loaded']} tensors of {start['path']}; skipped "
+            f"{len(start['skipped'])}: " + "; ".join(start["skipped"]),
             highlight=False,
             soft_wrap=True,
         )
@@ -152,6 +174,14 @@ def train(
     except (NonFiniteLossError, DataError) as exc:
         fail(str(exc))
     if path is not None:
+        final = prep.run.get("final") or {}
+        if final.get("stopped_by") == "max_minutes":
+            console.print(
+                f"stopped by --max-minutes {max_minutes:g} at iteration {final['step']} of "
+                f"{prep.config.iterations} (--resume continues the run)",
+                highlight=False,
+                soft_wrap=True,
+            )
         console.print(f"weights: {path}", highlight=False, soft_wrap=True)
 
 

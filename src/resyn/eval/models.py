@@ -87,7 +87,11 @@ def load_eval_model(spec: str, task: Task, *, device: str = "cpu") -> EvalModel:
             f"for official releases write swinir:{path} or mambair:{path}"
         )
     from resyn.models import load_model, read_metadata
-    from resyn.restore.weights import WeightsError, check_weights_for_task
+    from resyn.restore.weights import (
+        WeightsError,
+        check_weights_for_task,
+        serves_gray_by_replication,
+    )
 
     try:
         meta = read_metadata(path)
@@ -101,17 +105,18 @@ def load_eval_model(spec: str, task: Task, *, device: str = "cpu") -> EvalModel:
         model = load_model(path, device=device)
     except (ValueError, RuntimeError, KeyError) as exc:
         raise EvalError(f"--model {spec}: cannot load {path}: {exc}") from None
-    _check_model(model, task, spec)
+    # a color blind model on a gray task runs on the gray input replicated (eval.runner)
+    _check_model(model, task, spec, gray_ok=serves_gray_by_replication(meta, task))
     return EvalModel(label or path.stem, spec, "weights", model)
 
 
-def _check_model(model: nn.Module, task: Task, spec: str) -> None:
+def _check_model(model: nn.Module, task: Task, spec: str, gray_ok: bool = False) -> None:
     descriptor = describe(model)
     scale, chans = descriptor.scale, descriptor.in_channels
     want = task.scale if task.kind == "sr" else 1
     if scale != want:
         raise EvalError(f"--model {spec}: a x{scale} model cannot be evaluated on {task.name}")
-    if chans != task.channels:
+    if chans != task.channels and not (gray_ok and chans == 3):
         raise EvalError(
             f"--model {spec}: a {chans}-channel model cannot be evaluated on "
             f"{'gray' if task.gray else 'color'} task {task.name}"

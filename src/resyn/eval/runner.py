@@ -93,6 +93,19 @@ def _quantise(x: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def _run_network(model: Any, lq: np.ndarray, options: InferenceOptions) -> tuple[np.ndarray, Any]:
+    """uint8 output of ``model`` on ``lq``. A color model given a gray input (a blind color
+    denoising / JPEG model on a gray task) runs on the gray plane replicated to RGB; the mean of
+    its three outputs is the result, as ``resyn.restore`` does for gray images."""
+    from resyn.restore.engine import model_channels
+
+    if lq.shape[2] == 1 and model_channels(model) == 3:
+        rgb, info = run_model(model, np.repeat(lq, 3, axis=2), options, out_dtype=np.uint16)
+        mean = rgb.mean(axis=2, keepdims=True, dtype=np.float64) / 65535.0
+        return np.rint(mean * 255.0).astype(np.uint8), info
+    return run_model(model, lq, options, out_dtype=np.uint8)
+
+
 def evaluate_dataset(
     models: list[EvalModel],
     data: BenchmarkSet,
@@ -141,7 +154,7 @@ def evaluate_dataset(
                 out = run_baseline(model.kind, _quantise(lq), task)
                 result.tiling.add("none (no network)")
             else:
-                out, info = run_model(model.model, lq, run_options, out_dtype=np.uint8)
+                out, info = _run_network(model.model, lq, run_options)
                 result.tiling.add(info.describe())
             seconds = time.perf_counter() - start
             if on_output is not None:

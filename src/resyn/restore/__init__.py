@@ -13,10 +13,17 @@ from typing import Any
 from resyn.restore.api import Restorer, load_restorer, restore, restore_array
 from resyn.restore.engine import TilingInfo, estimate_memory, run_model
 from resyn.restore.options import DEFAULT_MAX_MEMORY, InferenceOptions, OptionsError
-from resyn.restore.weights import WeightsError, default_weights_path, shipped_weights
+from resyn.restore.weights import (
+    TASK_NAMES,
+    WeightsError,
+    default_weights_path,
+    shipped_weights,
+    task_weights,
+)
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",
+    "TASK_NAMES",
     "InferenceOptions",
     "OptionsError",
     "Restorer",
@@ -29,6 +36,7 @@ __all__ = [
     "restore_array",
     "run_model",
     "shipped_weights",
+    "task_weights",
 ]
 
 

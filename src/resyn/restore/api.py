@@ -6,6 +6,9 @@ Layout rules (the output keeps the input's layout and sample type):
   ``x / 65535``, so 16-bit precision is kept up to the model's own accuracy);
 - gray ``(H, W)`` stays gray: a 1-channel model gets it directly; a 3-channel (color) model gets
   the gray plane replicated to RGB and the mean of its three output channels is returned;
+- for denoising and JPEG tasks, an RGB image whose three channels are equal is gray too: the
+  color model runs on it (the gray plane replicated) and the mean of its output channels is
+  written back to all three, so no color tint appears in a gray scan;
 - a color image given to a 1-channel model is restored one channel at a time;
 - alpha (``(H, W, 2)`` / ``(H, W, 4)``) is not shown to the model: it is resized with bicubic
   interpolation to the output size (unchanged for scale 1) and re-attached.
@@ -140,6 +143,9 @@ def restore_array(
     color, alpha = split_alpha(image)
     if color.ndim == 3 and color.shape[2] == 1:
         color = color[:, :, 0]
+    gray_rgb = _is_gray_rgb(color) and restorer.task.kind in ("denoise", "jpeg")
+    if gray_rgb:
+        color = color[:, :, 0]
     gray = color.ndim == 2
     x = color.astype(np.float32)
     x /= np.float32(peak)
@@ -170,10 +176,20 @@ def restore_array(
             out[:, :, i] = plane[:, :, 0]
     else:
         out, info = run_model(restorer.model, x, out_dtype=dtype, **kwargs)
+    if gray_rgb:
+        out = np.repeat(out[:, :, None], 3, axis=2)
     if alpha is not None:
         a = _resize_alpha(alpha, out.shape[1], out.shape[0])
         out = np.concatenate([out if out.ndim == 3 else out[:, :, None], a[:, :, None]], axis=2)
     return out, info
+
+
+def _is_gray_rgb(color: np.ndarray) -> bool:
+    """An RGB array whose three channels are equal (a gray image stored as RGB)."""
+    if color.ndim != 3 or color.shape[2] != 3:
+        return False
+    first = color[:, :, 0]
+    return bool(np.array_equal(first, color[:, :, 1]) and np.array_equal(first, color[:, :, 2]))
 
 
 def _resize_alpha(alpha: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -203,8 +219,10 @@ def restore(
     """Restore one image; returns an array with the input's layout and sample type.
 
     ``image``: a canonical array (see ``resyn.io.read_image``) or a path to an image file.
-    ``task``: ``sr-x2|sr-x3|sr-x4|denoise-25|denoise-gray-25|jpeg-q10...``; the shipped weights
-    for it are used unless ``weights`` names a file.
+    ``task``: ``sr-x2|sr-x3|sr-x4|denoise|denoise-25|jpeg|jpeg-q10|denoise-gray-25...``
+    (``resyn.restore.task_weights()`` lists them with their shipped weights); the shipped
+    weights for it are used unless ``weights`` names a file (``denoise-25`` uses the blind
+    ``denoise`` model when no ``denoise-25`` weights are shipped).
     ``tile``: None = automatic under ``max_memory`` bytes, 0 = whole image, N = N x N tiles
     with ``overlap`` pixels blended. ``precision``: ``fp32``, ``bf16`` or ``auto`` (bf16 on a
     CUDA GPU that supports it or a CPU with AVX512-BF16 / AMX-BF16, else fp32; see

@@ -165,9 +165,14 @@ def default_choice(
     """The label the page opens on: the first choice for ``task`` (``--task``), else the user's
     own weights, else ``DEFAULT_TASK``. A ``task`` no choice serves is a ``ValueError`` naming
     the tasks that are served."""
+    from resyn.restore.weights import weights_names
+
     labels = list(choices)
     if task is not None:
-        match = next((k for k in labels if choices[k][0] == task), None)
+        # the task's own weights, else the blind model of its kind (denoise-50 -> denoise)
+        match = next(
+            (k for name in weights_names(task) for k in labels if choices[k][0] == name), None
+        )
         if match is None:
             known = ", ".join(dict.fromkeys(t for t, _ in choices.values()))
             raise ValueError(

@@ -3,6 +3,10 @@
 Shipped weights live in the package folder ``resyn/weights/<task>.safetensors`` (for example
 ``sr-x4.safetensors``, ``denoise-25.safetensors``), written by ``resyn.models.save_model`` with
 ``info={"task": "<task>"}``. Any other file is passed with ``weights=PATH`` / ``--weights PATH``.
+
+Blind models (``denoise.safetensors``: Gaussian noise sigma 0..50; ``jpeg.safetensors``: JPEG
+quality 10..90) restore every level of their kind: ``denoise-15`` uses ``denoise-15.safetensors``
+when it is shipped and the blind ``denoise.safetensors`` otherwise (the level is not needed).
 """
 
 from __future__ import annotations
@@ -30,16 +34,78 @@ def shipped_weights() -> dict[str, Path]:
     return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
 
 
+#: The task names ``resyn restore --task`` documents (any other valid task name works too).
+TASK_NAMES = (
+    "sr-x2",
+    "sr-x3",
+    "sr-x4",
+    "denoise",
+    "denoise-15",
+    "denoise-25",
+    "denoise-50",
+    "jpeg",
+    "jpeg-q10",
+    "jpeg-q20",
+    "jpeg-q30",
+    "jpeg-q40",
+)
+
+
+def weights_names(task_name: str) -> list[str]:
+    """Shipped file stems that serve ``task_name``, in order of preference: the task's own,
+    then for a fixed noise / JPEG level the blind model of its kind (``denoise-25`` ->
+    ``denoise``; ``jpeg-gray-q10`` -> ``jpeg-gray``, then the color ``jpeg``, run on the gray
+    image replicated to RGB)."""
+    from resyn.degrade import parse_task
+
+    try:
+        task = parse_task(task_name)
+    except ValueError:
+        return [task_name]
+    names = [task.name]
+    if task.kind in ("denoise", "jpeg") and not task.blind:
+        names += [f"{task.kind}-gray", task.kind] if task.gray else [task.kind]
+    return names
+
+
+def task_weights(names: tuple[str, ...] = TASK_NAMES) -> dict[str, Path | None]:
+    """Each task name -> the shipped weights ``resyn restore --task NAME`` uses (None: none yet)."""
+    out: dict[str, Path | None] = {}
+    for name in names:
+        paths = [WEIGHTS_DIR / f"{n}.safetensors" for n in weights_names(name)]
+        out[name] = next((p for p in paths if p.is_file()), None)
+    return out
+
+
+def tasks_help() -> str:
+    """For ``--help``: the documented tasks with shipped weights, then those without."""
+    table = task_weights()
+    have = [n for n, p in table.items() if p is not None]
+    lack = [n for n, p in table.items() if p is None]
+    text = f"with shipped weights: {', '.join(have) or 'none'}"
+    return text + (f"; no shipped weights yet: {', '.join(lack)}" if lack else "")
+
+
 def default_weights_path(task_name: str) -> Path:
-    """The shipped weights for ``task_name``; ``WeightsError`` naming the missing file if none."""
-    path = WEIGHTS_DIR / f"{task_name}.safetensors"
-    if path.is_file():
-        return path
+    """The shipped weights for ``task_name`` (its own file, else the blind model of its kind);
+    ``WeightsError`` naming the missing files if none."""
+    names = weights_names(task_name)
+    for name in names:
+        path = WEIGHTS_DIR / f"{name}.safetensors"
+        if path.is_file():
+            return path
     available = ", ".join(shipped_weights()) or "none"
+    looked = " nor ".join(f"{n}.safetensors" for n in names)
+    what = (
+        f"neither {looked} (the blind model) exists"
+        if len(names) > 1
+        else f"{looked} does not exist"
+    )
     raise WeightsError(
-        f"no shipped weights for task {task_name!r}: {path} does not exist "
-        f"(shipped tasks: {available}). Pass weights with --weights PATH (Python: weights=PATH), "
-        "for example a model trained with `resyn train`."
+        f"no shipped weights for task {task_name!r}: {what} in {WEIGHTS_DIR} "
+        f"(shipped tasks: {available}); this task has no shipped weights yet. Pass weights "
+        "with --weights PATH (Python: weights=PATH), for example a model trained with "
+        "`resyn train`."
     )
 
 
@@ -79,8 +145,35 @@ def infer_task_name(meta: dict[str, Any]) -> str:
     )
 
 
+def _trained_task(meta: dict[str, Any]) -> Any:
+    from resyn.degrade import parse_task
+
+    recorded = weights_task(meta)
+    try:
+        return parse_task(recorded) if recorded else None
+    except ValueError:
+        return None
+
+
+def serves_gray_by_replication(meta: dict[str, Any], task: Task) -> bool:
+    """A color blind model (``denoise``, ``jpeg``) given a gray task of its kind: it runs on the
+    gray image replicated to RGB and the output channels are averaged."""
+    trained = _trained_task(meta)
+    chans = int(meta["config"].get("in_chans", 3))
+    return bool(
+        task.gray
+        and chans == 3
+        and trained is not None
+        and trained.blind
+        and not trained.gray
+        and trained.serves(task)
+    )
+
+
 def check_weights_for_task(meta: dict[str, Any], task: Task, source: str) -> None:
-    """Raise ``WeightsError`` when the weights' scale, channels or recorded task disagree."""
+    """Raise ``WeightsError`` when the weights' scale, channels or recorded task disagree.
+
+    A blind model serves every fixed level of its kind (``Task.serves``)."""
     config = meta["config"]
     scale = int(config.get("upscale", 1))
     chans = int(config.get("in_chans", 3))
@@ -95,12 +188,13 @@ def check_weights_for_task(meta: dict[str, Any], task: Task, source: str) -> Non
             )
         )
     recorded = weights_task(meta)
-    if recorded and recorded != task.name:
+    trained = _trained_task(meta)
+    if recorded and recorded != task.name and not (trained and trained.serves(task)):
         raise WeightsError(
             f"{source} was trained for task {recorded}, not {task.name}; use --task {recorded} "
             "or other weights"
         )
-    if task.gray and chans != 1:
+    if task.gray and chans != 1 and not serves_gray_by_replication(meta, task):
         raise WeightsError(f"{source} is a color (3-channel) model; task {task.name} is gray")
     if not task.gray and task.kind != "sr" and chans != 3:
         raise WeightsError(f"{source} is a gray (1-channel) model; task {task.name} is color")

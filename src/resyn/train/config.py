@@ -82,6 +82,11 @@ class ValConfig(_Strict):
     y_channel: bool = True
     crop_border: int | None = Field(None, ge=0, description="None: the task's scale")
     test_sets: list[str] = Field(default_factory=list)
+    task: str | None = Field(
+        None,
+        description="the fixed-level task validation runs (denoise-25 for a blind denoise "
+        "model); null: the training task. Required for blind tasks",
+    )
 
 
 class TrainConfig(_Strict):
@@ -117,7 +122,31 @@ class TrainConfig(_Strict):
     def _consistent(self) -> TrainConfig:
         from resyn.degrade import parse_task
 
-        scale = parse_task(self.task).scale
+        task = parse_task(self.task)
+        scale = task.scale
+        if task.kind != "sr":
+            example = f"{task.kind}-{'gray-' if task.gray else ''}"
+            example += "25" if task.kind == "denoise" else "q10"
+        if self.val.task is not None:
+            try:
+                val = parse_task(self.val.task)
+            except ValueError as exc:
+                raise ValueError(f"val.task: {exc}") from None
+            if val.blind or not task.serves(val) or val.gray != task.gray:
+                raise ValueError(
+                    f"val.task: {self.val.task} is not a fixed level that a model for {self.task} "
+                    "restores"
+                    + (
+                        f" (a {task.kind} task of the same color, e.g. {example})"
+                        if task.blind
+                        else f" (null or {self.task})"
+                    )
+                )
+        elif task.blind:
+            raise ValueError(
+                f"val.task: a blind task ({self.task}) validates at a fixed level; set one, "
+                f"e.g. val.task={example}"
+            )
         if self.patch % scale:
             raise ValueError(f"patch: {self.patch} is not divisible by the task's scale {scale}")
         late = [m for m in self.sched.milestones if m >= self.iterations]
@@ -130,6 +159,11 @@ class TrainConfig(_Strict):
         from resyn.degrade import parse_task
 
         return parse_task(self.task).scale
+
+    @property
+    def val_task(self) -> str:
+        """The task validation runs: ``val.task``, else the training task."""
+        return self.val.task or self.task
 
     @property
     def crop_border(self) -> int:

@@ -11,7 +11,8 @@ need only HR: noise / JPEG are applied on the fly to each training patch.
 
 Determinism: training sample number ``k`` (``k = step * total_batch + position in the batch``) is
 a pure function of ``(seed, k)``: the image (a per-epoch permutation seeded by ``(seed, epoch)``),
-the crop, the flips / rotation and the noise seed. So the data stream does not depend on the
+the crop, the flips / rotation and the noise seed (which, for a blind task, also draws the
+sample's noise sigma or JPEG quality: ``Task.level``). So the data stream does not depend on the
 number of devices, workers or accumulation steps, and a resumed run sees exactly the samples an
 uninterrupted run would have seen.
 """

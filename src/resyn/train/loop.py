@@ -131,12 +131,15 @@ class StandardLoop(L.Callback):
         val_images: list[ValImage],
         y_channel: bool,
         echo: Callable[[str], None] | None = None,
+        max_seconds: float | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.config = config
         self.val_images = val_images
         self.y_channel = y_channel
         self.echo = echo
+        self.max_seconds = max_seconds  # this session's time limit (resyn train --max-minutes)
+        self.stopped_at: int | None = None  # the step the time limit stopped training at
         self.ckpt_dir = run_dir / "checkpoints"
         self.metrics_path = run_dir / "metrics.csv"
         self.best = -math.inf
@@ -158,7 +161,7 @@ class StandardLoop(L.Callback):
     # --- hooks --------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._last_step = trainer.global_step
-        self._t0 = time.perf_counter()
+        self._t0 = self._session_t0 = time.perf_counter()
         if trainer.is_global_zero:
             # Rows written after the checkpoint we resumed from belong to the lost future.
             self._rows = [
@@ -188,6 +191,14 @@ class StandardLoop(L.Callback):
         losses = pl_module.take_step_losses()
         loss = float(np.mean(losses)) if losses else None
         final = step >= cfg.iterations
+        if self.max_seconds is not None and not final:
+            # rank 0's clock decides, so that every process stops at the same step
+            late = time.perf_counter() - self._session_t0 >= self.max_seconds
+            if trainer.strategy.broadcast(late, src=0):
+                # the time limit ends this session as the schedule's end would: validation,
+                # last.ckpt (--resume continues from it) and the final weights
+                final, self.stopped_at = True, step
+                trainer.should_stop = True
         row: dict[str, Any] = {}
         if step % cfg.log_every == 0 or final or step % cfg.val.every == 0:
             row.update(loss=loss, lr=pl_module.step_lr)

@@ -69,6 +69,8 @@ class TrainOptions:
     precision: str | None = None
     progress: bool = True
     init: Path | None = None
+    init_partial: bool = False  # load only the --init tensors whose name and shape match
+    max_minutes: float | None = None  # stop this session cleanly after this much training
 
 
 def plan_batch(total: int, world: int, max_device_batch: int | None) -> tuple[int, int]:
@@ -308,6 +310,10 @@ def prepare(opts: TrainOptions) -> Prepared:
 
     if opts.reschedule and not opts.resume:
         raise RunError("--reschedule changes the schedule of a resumed run: it needs --resume")
+    if opts.max_minutes is not None and not (0 < opts.max_minutes < float("inf")):
+        raise RunError(f"--max-minutes must be a positive number, got {opts.max_minutes}")
+    if opts.init_partial and opts.init is None:
+        raise RunError("--init-partial says how to load --init weights: it needs --init")
     config = _load_config(opts)
     task = parse_task(config.task)
     accelerator = _resolve_accelerator(opts.accelerator)
@@ -320,7 +326,8 @@ def prepare(opts: TrainOptions) -> Prepared:
     hardware = _hardware(accelerator, opts.devices, opts.num_nodes, world, precision)
     new_run = _run_record(opts, config, model, init, data, batch, hardware, y_channel)
     ckpt, restart = _resume_point(opts, config, new_run)
-    val_images = load_val(data.val_pairs, task)
+    # A blind task's model validates at the fixed level val.task (denoise-25, jpeg-q10)
+    val_images = load_val(data.val_pairs, parse_task(config.val_task))
     if new_run.get("baseline") is None and launched_rank() == 0:
         new_run["baseline"] = baseline_metrics(val_images, config.crop_border, y_channel)
     return Prepared(
@@ -380,7 +387,11 @@ def _build_model(
         )
     except (ValueError, TypeError) as exc:
         raise RunError(f"--model {opts.model}: {exc}") from None
-    init = _load_init(model, Path(opts.init)) if opts.init is not None else None
+    init = (
+        _load_init(model, Path(opts.init), partial=opts.init_partial)
+        if opts.init is not None
+        else None
+    )
     return model, init
 
 
@@ -482,11 +493,14 @@ def _continue_run(
         new_run["reschedules"].append({"step": done, "changes": changes})
 
 
-def _load_init(model: Any, path: Path) -> dict[str, Any]:
+def _load_init(model: Any, path: Path, partial: bool = False) -> dict[str, Any]:
     """Start ``model`` from the weights in ``path`` (``save_model`` safetensors, fine-tuning).
 
     The file's architecture and configuration must be the ones being trained: a mismatch is a
-    RunError naming the differing fields. Returns what run.json records about the start."""
+    RunError naming the differing fields. With ``partial`` (``--init-partial``) the architecture
+    must match but the configuration may differ (an x2 model starting an x3 one): only the
+    tensors whose name and shape match are loaded, the others keep their fresh initialisation
+    and are listed in ``skipped``. Returns what run.json records about the start."""
     import hashlib
 
     from safetensors.torch import load
@@ -502,15 +516,45 @@ def _load_init(model: Any, path: Path) -> dict[str, Any]:
         raise RunError(f"--init: {path} holds a {meta['arch']} model, the run trains {arch}")
     want = json.loads(json.dumps(model_config_dict(model)))
     diffs = _diff(meta["config"], want, where="in the file")
-    if diffs:
-        raise RunError(f"--init: {path} was built with other settings: " + "; ".join(diffs))
+    if diffs and not partial:
+        raise RunError(
+            f"--init: {path} was built with other settings: " + "; ".join(diffs) + " (add "
+            "--init-partial to load only the tensors whose shapes match)"
+        )
     data = path.read_bytes()  # read once: the weights and the hash come from the same bytes
-    model.load_state_dict(load(data), strict=True)
-    return {
+    record = {
         "path": str(path),
         "sha256": hashlib.sha256(data).hexdigest(),
         "info": meta["info"],
     }
+    if not partial:
+        model.load_state_dict(load(data), strict=True)
+        return record
+    loaded, skipped = _load_matching(model, load(data))
+    if not loaded:
+        raise RunError(f"--init-partial: no tensor of {path} matches the model in name and shape")
+    return record | {
+        "partial": True,
+        "loaded": len(loaded),
+        "skipped": skipped,
+        "config_differences": diffs,
+    }
+
+
+def _load_matching(model: Any, tensors: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Copy the tensors whose name and shape match the model's; (loaded names, skipped with
+    the reason)."""
+    own = model.state_dict()
+    loaded = [k for k, v in tensors.items() if k in own and tuple(own[k].shape) == tuple(v.shape)]
+    skipped = [  # in the model's order (the file's order is not defined)
+        f"{k}: shape {list(tensors[k].shape)} in the file, {list(v.shape)} in the model"
+        for k, v in own.items()
+        if k in tensors and k not in loaded
+    ]
+    skipped += [f"{k}: not in the model" for k in sorted(tensors) if k not in own]
+    skipped += [f"{k}: not in the file (kept as initialised)" for k in own if k not in tensors]
+    model.load_state_dict({k: tensors[k] for k in loaded}, strict=False)
+    return loaded, skipped
 
 
 def _hardware(accelerator: str, devices: Any, nodes: int, world: int, precision: str) -> dict:
@@ -596,6 +640,7 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
         val_images=prep.val_images,
         y_channel=prep.y_channel,
         echo=echo,
+        max_seconds=None if opts.max_minutes is None else opts.max_minutes * 60.0,
     )
     callbacks: list[Any] = [loop]
     if opts.progress:
@@ -661,6 +706,9 @@ def run_training(prep: Prepared, echo: Callable[[str], None] | None = None) -> P
             "wall_time": loop.wall,
             "best_psnr": loop.best,
             "best_step": loop.best_step,
+            # the schedule's end, or this session's --max-minutes (resume to continue)
+            "stopped_by": "iterations" if loop.stopped_at is None else "max_minutes",
+            "max_minutes": opts.max_minutes,
         }
         run["final"] = final
         atomic_write_text(out / RUN_FILE, json.dumps(run, indent=2) + "\n")
