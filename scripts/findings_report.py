@@ -215,6 +215,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         text = replace_block(text, f"bench-{task}", benchmark_table(df, task))
         card = WEIGHTS / f"{task}.md"
+        weights = WEIGHTS / f"{task}.safetensors"
+        measured = [args.findings / "eval" / task / d / "summary.csv" for d in df.dataset.unique()]
+        if weights.is_file() and any(weights.stat().st_mtime > m.stat().st_mtime for m in measured):
+            print(
+                f"warning: {weights} is newer than its evaluations; not written into the card or "
+                f"README. Re-measure: rm {args.findings}/.done/eval_{task}_* and re-run "
+                "scripts/reproduce_findings.sh"
+            )
+            continue
         if card.is_file():
             body = card.read_text(encoding="utf-8")
             write_atomic(
