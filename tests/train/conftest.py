@@ -166,3 +166,30 @@ def train_opts():
     """``train_opts(train, val, out, overrides, **kw)``: the TrainOptions the trainer tests
     share (tiny-sr, light-sr-x2-50k, one CPU process, seed 3); ``kw`` overrides any field."""
     return _train_opts
+
+
+class Killed(Exception):
+    """Raised by ``killed_at`` to stop a training run the way a kill would."""
+
+
+@pytest.fixture
+def killed_at(monkeypatch):
+    """``killed_at(step, opts)``: run ``opts`` and stop it with ``Killed`` right after
+    iteration ``step``; what it wrote so far (checkpoints, metrics) stays, as after a kill."""
+    from resyn.train.loop import StandardLoop
+    from resyn.train.run import train
+
+    def run(step: int, opts) -> None:
+        original = StandardLoop.on_train_batch_end
+
+        def killing(self, trainer, *args):
+            original(self, trainer, *args)
+            if trainer.global_step == step:
+                raise Killed
+
+        monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing)
+        with pytest.raises(Killed):
+            train(opts)
+        monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
+
+    return run

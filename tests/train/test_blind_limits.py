@@ -10,7 +10,7 @@ import torch
 
 from resyn.degrade import parse_task
 from resyn.train.data import TrainSet, find_pairs
-from resyn.train.loop import StandardLoop, read_metrics
+from resyn.train.loop import read_metrics
 from resyn.train.run import RunError, train
 
 BLIND_SET = [
@@ -23,25 +23,6 @@ BLIND_SET = [
     "data.workers=0",
     "sched.milestones=[4]",
 ]
-
-
-class Killed(Exception):
-    pass
-
-
-def _killed_at(step: int, opts, monkeypatch) -> None:
-    """Run ``opts`` and stop it with ``Killed`` right after iteration ``step``."""
-    original = StandardLoop.on_train_batch_end
-
-    def killing(self, trainer, *args):
-        original(self, trainer, *args)
-        if trainer.global_step == step:
-            raise Killed
-
-    monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing)
-    with pytest.raises(Killed):
-        train(opts)
-    monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
 
 
 def _losses(run) -> list[tuple[int, float]]:
@@ -66,7 +47,7 @@ def test_blind_samples_draw_their_level_from_the_sample_seed(sr_data, name):
 
 
 def test_blind_run_validates_at_the_fixed_level_and_resumes_exactly(
-    tiny_model, sr_data, tmp_path, monkeypatch, train_opts
+    killed_at, tiny_model, sr_data, tmp_path, monkeypatch, train_opts
 ):
     from resyn.models.weights import read_metadata
     from resyn.restore.weights import check_weights_for_task
@@ -83,7 +64,7 @@ def test_blind_run_validates_at_the_fixed_level_and_resumes_exactly(
     check_weights_for_task(meta, parse_task("denoise-50"), "model.safetensors")
 
     part = tmp_path / "part"
-    _killed_at(3, train_opts(train_dir, val_dir, part, BLIND_SET, **kw), monkeypatch)
+    killed_at(3, train_opts(train_dir, val_dir, part, BLIND_SET, **kw))
     train(train_opts(train_dir, val_dir, part, BLIND_SET, resume=True, **kw))
     assert _losses(part) == _losses(full)
 

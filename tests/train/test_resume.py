@@ -10,26 +10,11 @@ import torch
 
 from resyn.train.loop import StandardLoop, read_metrics
 from resyn.train.module import NonFiniteLossError
-from resyn.train.run import RunError, TrainOptions, train
+from resyn.train.run import RunError, train
 
 
 class Killed(Exception):
     pass
-
-
-def _killed_at(step: int, opts: TrainOptions, monkeypatch) -> None:
-    """Run ``opts`` and stop it with ``Killed`` right after iteration ``step``."""
-    original = StandardLoop.on_train_batch_end
-
-    def killing(self, trainer, *args):
-        original(self, trainer, *args)
-        if trainer.global_step == step:
-            raise Killed
-
-    monkeypatch.setattr(StandardLoop, "on_train_batch_end", killing)
-    with pytest.raises(Killed):
-        train(opts)
-    monkeypatch.setattr(StandardLoop, "on_train_batch_end", original)
 
 
 def _logged(path):
@@ -38,7 +23,9 @@ def _logged(path):
     ]
 
 
-def test_kill_and_resume_is_exact(tiny_model, sr_data, tiny_set, tmp_path, monkeypatch, train_opts):
+def test_kill_and_resume_is_exact(
+    killed_at, tiny_model, sr_data, tiny_set, tmp_path, monkeypatch, train_opts
+):
     train_dir, val_dir = sr_data
     full = tmp_path / "full"
     ema = [*tiny_set, "ema_decay=0.5"]  # validation on EMA weights: EMA must resume too
@@ -52,7 +39,7 @@ def test_kill_and_resume_is_exact(tiny_model, sr_data, tiny_set, tmp_path, monke
 
     # A run killed at iteration 6: the checkpoint is from 4, the log already has 5 and 6.
     part = tmp_path / "part"
-    _killed_at(6, train_opts(train_dir, val_dir, part, overrides=ema), monkeypatch)
+    killed_at(6, train_opts(train_dir, val_dir, part, overrides=ema))
     ckpt = torch.load(part / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 4
     assert [r[0] for r in _logged(part / "metrics.csv")][-1] == 6
@@ -80,7 +67,7 @@ def test_kill_and_resume_is_exact(tiny_model, sr_data, tiny_set, tmp_path, monke
 
 @pytest.mark.parametrize("device_batch", [None, 2])
 def test_mid_epoch_resume_is_exact_and_quiet(
-    tiny_model, sr_data, tiny_set, tmp_path, monkeypatch, device_batch, train_opts
+    killed_at, tiny_model, sr_data, tiny_set, tmp_path, monkeypatch, device_batch, train_opts
 ):
     # Killed at 3 with a checkpoint at 2: Lightning sees a resume 2 steps into a 3-step
     # "epoch" and warns that it "can cause unreliable results". The step-indexed sampler makes
@@ -92,7 +79,7 @@ def test_mid_epoch_resume_is_exact_and_quiet(
     full = tmp_path / "full"
     train(train_opts(train_dir, val_dir, full, overrides=short, **kw))
     part = tmp_path / "part"
-    _killed_at(3, train_opts(train_dir, val_dir, part, overrides=short, **kw), monkeypatch)
+    killed_at(3, train_opts(train_dir, val_dir, part, overrides=short, **kw))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         train(train_opts(train_dir, val_dir, part, overrides=short, resume=True, **kw))
@@ -319,7 +306,7 @@ def test_run_stopped_before_first_checkpoint_starts_again(
 
 
 def test_reschedule_equals_a_run_planned_that_way(
-    tiny_model, sr_data, tiny_set, tmp_path, monkeypatch, train_opts
+    killed_at, tiny_model, sr_data, tiny_set, tmp_path, monkeypatch, train_opts
 ):
     # `--resume --reschedule`: a run continued under a new schedule trains exactly what a run
     # started with that schedule trains (samples are step-indexed; the scheduler is re-targeted).
@@ -336,7 +323,7 @@ def test_reschedule_equals_a_run_planned_that_way(
     # iterations 5 and 6 ran at the old rate.
     first = [*planned, "iterations=12", "sched.milestones=[9]"]
     part = tmp_path / "part"
-    _killed_at(6, train_opts(train_dir, val_dir, part, overrides=first), monkeypatch)
+    killed_at(6, train_opts(train_dir, val_dir, part, overrides=first))
     assert [r[2] for r in _logged(part / "metrics.csv")][4:] == [2e-4, 2e-4]
 
     with pytest.raises(RunError, match=r"iterations \(12 in the run, 8 now\).*--reschedule"):
